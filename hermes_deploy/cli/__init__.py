@@ -1,0 +1,1 @@
+"""The ``hermes-export`` command-line tool (typer), a thin layer over the library."""

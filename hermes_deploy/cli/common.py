@@ -1,0 +1,47 @@
+"""Shared CLI plumbing: option types and the error boundary.
+
+Every command body runs inside :func:`guarded`, which turns a :class:`HermesError`
+(or a missing optional package) into one line on stderr and exit status 2 - never a
+traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Iterator
+
+import typer
+
+from ..errors import HermesError
+
+EXIT_USER_ERROR = 2
+
+ModelArg = typer.Argument(
+    "default",
+    help="Bundled model name (default), checkpoint file (.safetensors), or preset (tiny/small/base).",
+)
+ScaleOpt = typer.Option(2, "--scale", "-s", help="Scale for a preset (1, 2, 3 or 4).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"hermes-export: error: {message}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    try:
+        yield
+    except HermesError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("hermes-export: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except MemoryError:
+        fail("out of memory; use a smaller input, tile or batch")
+
+
+def echo_err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
