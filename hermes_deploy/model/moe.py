@@ -152,10 +152,15 @@ class MixtureOfExperts(nn.Module):
         self.experts = nn.ModuleList(experts)
         self.router = Router(cfg.context_channels, len(experts))
         self.norm = LayerNorm2d(c)
+        # Noisy top-k (Shazeer et al., 2017): exploration noise on the logits while
+        # training so unchosen experts keep receiving gradient. Off in eval mode.
+        self.router_noise = 0.0
 
     def route(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, gates) for a context; the generative logit is masked in fidelity mode."""
         logits = self.router(context)
+        if self.training and self.router_noise > 0:
+            logits = logits + self.router_noise * torch.randn_like(logits)
         if self.mask_generative:
             masked = torch.arange(logits.shape[1], device=logits.device) == GENERATIVE
             logits = logits.masked_fill(masked, float("-inf"))

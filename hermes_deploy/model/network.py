@@ -123,6 +123,10 @@ class Hermes(nn.Module):
         self.body_out = nn.Conv2d(c, c, 3, padding=1)
         self.head = nn.Sequential(RepConv(c, c, deploy=dep), nn.GELU(), RepConv(c, c, deploy=dep),
                                   nn.GELU(), nn.Conv2d(c, cfg.in_channels * cfg.scale**2, 3, padding=1))
+        # Zero-initialized last conv: an untrained model is exactly bicubic upsampling,
+        # so training starts from the baseline instead of below it.
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
         self.upsample = BicubicUpsample(cfg.in_channels, cfg.scale)
         self.norm_out = LayerNorm2d(c)
 

@@ -1,0 +1,90 @@
+"""The quality harness applied to a torch model: scores plus router utilization.
+
+The only module of :mod:`hermes_deploy.quality` that uses torch, imported lazily (the
+package itself stays numpy-only). Other backends call :func:`evaluate` directly with
+their own restorer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .degrade import Degradation
+from .evaluate import EvalReport, evaluate
+from .photos import HELDOUT_PHOTOS, load_image_file, load_photo
+
+TASKS = ("sr", "denoise", "deblur-gaussian", "deblur-motion")
+
+
+def degradation_for(task: str, scale: int, sigma: float = 15.0) -> Degradation:
+    """The evaluation degradation of a task (``sigma`` on the 0..255 scale)."""
+    if task == "sr":
+        if scale < 2:
+            raise InputError("task 'sr' needs a model of scale >= 2; use --task denoise or "
+                             "deblur-* for a scale-1 model")
+        return Degradation.sr(scale)
+    if scale != 1:
+        raise InputError(f"task '{task}' needs a scale-1 model, this one is x{scale}; use --task sr")
+    if task == "denoise":
+        return Degradation.denoise(sigma / 255)
+    if task in ("deblur-gaussian", "deblur-motion"):
+        return Degradation.deblur(task.split("-")[1])
+    raise InputError(f"unknown task '{task}'; choose one of {TASKS}")
+
+
+def load_eval_images(items: list[str] | None) -> list[tuple[str, np.ndarray]]:
+    """Bundled photo names, image files or folders; default: the held-out photos."""
+    out = []
+    for item in items or list(HELDOUT_PHOTOS):
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir()
+                           if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"))
+            if not files:
+                raise InputError(f"folder '{item}' holds no images (png, jpg, tif, webp, bmp)")
+            out += [(p.name, load_image_file(p)) for p in files]
+        elif path.exists():
+            out.append((path.name, load_image_file(path)))
+        else:
+            try:
+                out.append((item, load_photo(item)))
+            except ValueError as exc:
+                raise InputError(f"'{item}' is neither an image file nor a bundled photo ({exc})") from None
+    return out
+
+
+def evaluate_model(model_source: str | os.PathLike, images: list[str] | None = None,
+                   task: str | None = None, scale: int = 2, sigma: float = 15.0,
+                   seed: int = 0) -> EvalReport:
+    """Evaluate a torch model (name, checkpoint or preset) in fidelity mode."""
+    import torch
+
+    from ..model.api import load_model
+    from ..model.moe import EXPERT_NAMES
+    from ..model.restore import torch_restorer
+
+    model = load_model(model_source, scale=scale)
+    if not model.config.deploy:
+        model.set_fidelity(True)
+    task = task or ("sr" if model.config.scale > 1 else "denoise")
+    degradation = degradation_for(task, model.config.scale, sigma)
+    pairs = load_eval_images(images)
+    report = evaluate(torch_restorer(model), pairs, degradation, seed=seed)
+
+    # Router utilization: share of the routing mass per expert over these images.
+    rng = np.random.default_rng(seed)
+    gates = []
+    with torch.no_grad():
+        for _, gt in pairs:
+            lq = degradation.apply(degradation.target(gt), rng)
+            x = torch.from_numpy(lq).permute(2, 0, 1)[None]
+            gates.append(model.moe.route(model.compute_context(x))[1][0])
+    util = torch.stack(gates).mean(0).tolist()
+    names = EXPERT_NAMES[: len(util)]
+    report.extra["utilization"] = dict(zip(names, util))
+    report.extra["model"] = str(model_source)
+    return report

@@ -1,0 +1,179 @@
+"""The training loop that produces (and reproduces) the shipped default models.
+
+Objective: L1 + ``msssim_weight`` * (1 - MS-SSIM) + ``balance_weight`` * Switch
+load-balancing loss + ``entropy_weight`` * per-image router entropy (a small weight
+sharpens routing decisions; balance keeps the batch spread over experts). Fidelity
+training (the default): the generative expert E4 is masked out of routing and its
+weights are frozen, but it stays in the checkpoint and runs when fidelity is turned off.
+A GAN/perceptual objective is not implemented (no pretrained feature network can be
+fetched here), so E4 is never trained.
+
+Validation PSNR-Y on the held-out photographs runs every ``val_every`` steps; every
+checkpoint is written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model.checkpoint import save_checkpoint
+from ..model.config import preset
+from ..model.moe import GENERATIVE, load_balancing_loss, router_entropy
+from ..model.network import Hermes
+from ..model.restore import torch_restorer
+from ..quality import HELDOUT_PHOTOS, Degradation, load_photo
+from ..quality.evaluate import evaluate
+from .data import PairSampler
+from .losses import ms_ssim
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "tiny"
+    scale: int = 2
+    steps: int = 3000
+    batch: int = 16
+    lr_patch: int = 40  # low-resolution crop side
+    lr: float = 2e-3
+    warmup: int = 100
+    seed: int = 0
+    out_dir: str = "runs/tiny-x2"
+    val_every: int = 250
+    msssim_weight: float = 0.2
+    balance_weight: float = 0.05
+    entropy_weight: float = 0.002
+    router_noise: float = 0.5
+    max_minutes: float = 0.0  # 0 = no time limit (a limit breaks bit-reproducibility)
+    threads: int = 0  # 0 = torch default
+    val_photos: tuple[str, ...] = HELDOUT_PHOTOS
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    checkpoint: str
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+    val_psnr: float
+    val_gain: float
+    history: list[dict] = field(default_factory=list)
+
+
+def degradations_for(scale: int) -> list[Degradation]:
+    """The task mix a model of ``scale`` is trained on."""
+    if scale > 1:
+        return [Degradation.sr(scale)]
+    return [Degradation.denoise(15 / 255), Degradation.deblur("gaussian"),
+            Degradation.deblur("motion", noise_sigma=5 / 255)]
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 1e-5 + 0.5 * (cfg.lr - 1e-5) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def validate(model: Hermes, scale: int, photos: tuple[str, ...], images=None) -> dict:
+    images = images if images is not None else [(p, load_photo(p)) for p in photos]
+    report = evaluate(torch_restorer(model), images, degradations_for(scale)[0])
+    return {"psnr": report.mean("psnr"), "gain": report.mean("gain"),
+            "per_image": {s.name: round(s.psnr, 3) for s in report.images}}
+
+
+def train_step_loss(model: Hermes, lq: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
+    out, aux = model(lq, return_aux=True)
+    active = slice(0, GENERATIVE) if model.moe.mask_generative else slice(None)
+    probs, gates = aux["probs"][:, active], aux["gates"][:, active]
+    l1 = F.l1_loss(out, gt)
+    loss = l1 + cfg.msssim_weight * (1 - ms_ssim(out.clamp(0, 1), gt))
+    loss = loss + cfg.balance_weight * load_balancing_loss(probs, gates)
+    loss = loss + cfg.entropy_weight * router_entropy(probs)
+    return loss, l1, gates
+
+
+def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | None = None) -> TrainResult:
+    """Train a fidelity-mode model from ``cfg.seed``; returns figures and the checkpoint path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        model = Hermes(preset(cfg.preset, scale=cfg.scale))
+    model.set_fidelity(True)
+    for p in model.moe.experts[GENERATIVE].parameters():
+        p.requires_grad_(False)  # fidelity training: E4 kept, frozen
+    model.moe.router_noise = cfg.router_noise
+    sampler = sampler or PairSampler(degradations_for(cfg.scale), cfg.lr_patch * cfg.scale,
+                                     cfg.batch, seed=cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    val_images = [(p, load_photo(p)) for p in cfg.val_photos] if cfg.val_every else []
+    log_path = out_dir / "log.jsonl"
+    history: list[dict] = []
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"train {cfg.preset} x{cfg.scale}", unit="step")
+    start = time.monotonic()
+    first_loss = last_loss = float("nan")
+    val = {"psnr": float("nan"), "gain": float("nan")}
+    ema = None
+    step = 0
+    with log_path.open("w") as log:
+        for step in range(1, cfg.steps + 1):
+            model.train()
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step - 1, cfg)
+            lq, gt = sampler.next_batch()
+            loss, l1, gates = train_step_loss(model, lq, gt, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            value = float(loss)
+            if step == 1:
+                first_loss = value
+            last_loss = value
+            ema = value if ema is None else 0.98 * ema + 0.02 * value
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema:.4f}", val=f"{val['psnr']:.2f}")
+            timed_out = cfg.max_minutes and (time.monotonic() - start) > cfg.max_minutes * 60
+            if (cfg.val_every and step % cfg.val_every == 0) or step == cfg.steps or timed_out:
+                model.eval()
+                val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val
+                entry = {"step": step, "loss": ema, "lr": _lr_at(step - 1, cfg),
+                         "seconds": round(time.monotonic() - start, 1), "val": val,
+                         "utilization": gates.mean(0).tolist()}
+                history.append(entry)
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                save_checkpoint(model, out_dir / "last.safetensors",
+                                extra={"train_config": json.dumps(asdict(cfg)), "train_step": str(step)})
+                if bar is not None:
+                    bar.write(f"step {step}: loss {ema:.4f}, val PSNR-Y {val['psnr']:.3f} dB "
+                              f"({val['gain']:+.3f} vs bicubic)")
+            if timed_out:
+                break
+    if bar is not None:
+        bar.close()
+    model.moe.router_noise = 0.0
+    model.eval()
+    return TrainResult(checkpoint=str(out_dir / "last.safetensors"), steps=step,
+                       seconds=time.monotonic() - start, first_loss=first_loss,
+                       last_loss=last_loss, val_psnr=val["psnr"], val_gain=val["gain"],
+                       history=history)

@@ -1,0 +1,43 @@
+"""Shared fixtures: seeded RNG, tiny models built in code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hermes_deploy.model.config import preset
+from hermes_deploy.model.network import Hermes
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine weights (eval mode)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=g))
+                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.bias.copy_(0.4 * torch.rand(n, generator=g) - 0.2)
+    return model.eval()
+
+
+def make_model(name: str = "tiny", scale: int = 2, seed: int = 0, **overrides) -> Hermes:
+    """A training-form model with random weights everywhere.
+
+    The last head conv is zero-initialized in the library (an untrained model is exactly
+    bicubic); tests re-randomize it so every part of the network reaches the output.
+    """
+    torch.manual_seed(seed)
+    model = Hermes(preset(name, scale=scale, **overrides))
+    model.head[-1].reset_parameters()
+    return randomize_batchnorm(model, seed)
