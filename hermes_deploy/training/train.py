@@ -144,7 +144,7 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            value = float(loss)
+            value = float(loss.detach())
             if step == 1:
                 first_loss = value
             last_loss = value
