@@ -61,7 +61,9 @@ def symmetric_pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     for dim in (2, 3):
         n = x.shape[dim]
         size = (n + multiple - 1) // multiple * multiple  # an explicit multiple, for export
-        idx = torch.arange(size, device=x.device) % (2 * n)
+        idx = torch.arange(size, device=x.device)
+        # tensor divisor: the ONNX exporter cannot translate a symbolic scalar modulus
+        idx = torch.remainder(idx, torch.full_like(idx, 2 * n))
         idx = torch.where(idx < n, idx, 2 * n - 1 - idx)
         x = x.index_select(dim, idx)
     return x

@@ -13,8 +13,10 @@ Operators:
   (:mod:`.spectral`).
 
 Model code calls :func:`selective_scan` and :func:`spectral_lowpass`; they route to the
-custom op (one node for the exporter) or, inside :func:`reference_ops`, straight to the
-reference (used for FLOP counting on the meta device).
+custom op (one node for the exporter; the default), or inside :func:`reference_ops` to
+the plain PyTorch reference (FLOP counting on the meta device), or inside
+:func:`lowered_ops` to the export lowering built from standard ops only (the
+``portable`` ONNX target).
 """
 
 from __future__ import annotations
@@ -25,30 +27,42 @@ from typing import Iterator
 from . import scan as _scan
 from . import spectral as _spectral
 
-_use_custom = True
+_mode = "custom"
 
 
 @contextlib.contextmanager
-def reference_ops() -> Iterator[None]:
-    """Within this block the model calls the plain PyTorch references, not the ops."""
-    global _use_custom
-    previous, _use_custom = _use_custom, False
+def _use(mode: str) -> Iterator[None]:
+    global _mode
+    previous, _mode = _mode, mode
     try:
         yield
     finally:
-        _use_custom = previous
+        _mode = previous
+
+
+def reference_ops():
+    """Within this block the model calls the plain PyTorch references, not the ops."""
+    return _use("reference")
+
+
+def lowered_ops():
+    """Within this block the model calls the standard-op lowerings (portable export)."""
+    return _use("lowered")
 
 
 def selective_scan(x, dt, A, B, C, chunk: int = 64):
-    if _use_custom:
+    if _mode == "custom":
         return _scan.selective_scan_op(x, dt, A, B, C, chunk)
+    # the SSD reference uses only standard ops, so it is its own lowering
     return _scan.selective_scan_reference(x, dt, A, B, C, chunk)
 
 
 def spectral_lowpass(x, cutoff, sharpness):
-    if _use_custom:
+    if _mode == "custom":
         return _spectral.spectral_lowpass_op(x, cutoff, sharpness)
+    if _mode == "lowered":
+        return _spectral.spectral_lowpass_lowered(x, cutoff, sharpness)
     return _spectral.spectral_lowpass_reference(x, cutoff, sharpness)
 
 
-__all__ = ["reference_ops", "selective_scan", "spectral_lowpass"]
+__all__ = ["lowered_ops", "reference_ops", "selective_scan", "spectral_lowpass"]

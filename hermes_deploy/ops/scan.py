@@ -16,7 +16,8 @@ Recurrence per head (state ``s`` is n x p, zero at t = 0)::
     s_t = exp(dt_t * A) * s_{t-1} + dt_t * B_t^T x_t
     y_t = C_t s_t
 
-The reference evaluates it in the chunked "state space duality" form of Mamba-2
+The reference (export-friendly by construction, so it is also the lowering of the
+portable ONNX target) evaluates it in the chunked "state space duality" form of Mamba-2
 (Dao & Gu, "Transformers are SSMs", 2024): inside a chunk a masked decay matrix times
 ``C B^T`` (quadratic in the chunk length), across chunks a decay-weighted sum of chunk
 states. Only cumsum, exp, masking and matmuls: no loop over ``l``, so it traces once
@@ -47,13 +48,14 @@ def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     """Pure PyTorch SSD evaluation of the contract above."""
     b, l, h, p = x.shape
     g = B.shape[2]
-    pad = (-l) % chunk
-    if pad:  # Python-level branch on a static int is fine here: the op is one node.
-        x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad))
-        dt = torch.nn.functional.pad(dt, (0, 0, 0, pad))
-        B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
-        C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
-    lp = l + pad
+    # Pad to a multiple of the chunk unconditionally (pad may be 0), computed as an
+    # explicit multiple so it traces once for every length.
+    lp = (l + chunk - 1) // chunk * chunk
+    pad = lp - l
+    x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad))
+    dt = torch.nn.functional.pad(dt, (0, 0, 0, pad))
+    B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
+    C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
     c = lp // chunk
     rep = h // g
     Bh = B.repeat_interleave(rep, dim=2).reshape(b, c, chunk, h, -1)
@@ -79,7 +81,8 @@ def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     # 4. contribution of the carried state to each output
     from_start = torch.exp(a_cum)  # (b, h, c, T)
     y = y + torch.einsum("bclhn,bchpn,bhcl->bclhp", Ch, states, from_start)
-    return y.reshape(b, lp, h, p)[:, :l]
+    # crop by gather: a slice would make torch.export guard on l < lp
+    return y.reshape(b, lp, h, p).index_select(1, torch.arange(l, device=y.device))
 
 
 @torch.library.custom_op("hermes::selective_scan", mutates_args=())

@@ -40,6 +40,38 @@ def spectral_lowpass_reference(x: torch.Tensor, cutoff: torch.Tensor,
     return torch.fft.irfft2(spec * gate, s=(h, w), norm="ortho")
 
 
+def _dft_basis(n, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of 2*pi*u*y/n (n x n), from the runtime size: no size-keyed constants."""
+    k = torch.arange(n, device=device, dtype=dtype)
+    # reduce u*y modulo n before scaling so the angle stays accurate for large n
+    phase = torch.remainder(k[:, None] * k[None, :], n) * (2.0 * torch.pi / n)
+    return torch.cos(phase), torch.sin(phase)
+
+
+def spectral_lowpass_lowered(x: torch.Tensor, cutoff: torch.Tensor,
+                             sharpness: torch.Tensor) -> torch.Tensor:
+    """The same operator with the DFT written as real matmuls (the portable lowering).
+
+    Uses only Range, Mul, Mod, Cos, Sin, MatMul, Sigmoid and Sqrt - ops TensorRT and every
+    ONNX runtime support - and builds the bases from the input shape, so height and width
+    stay dynamic. Cost O(HW(H+W)) per channel instead of O(HW log HW).
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    ch, sh = _dft_basis(h, x.device, x.dtype)
+    cw, sw = _dft_basis(w, x.device, x.dtype)
+    k_h = torch.arange(h, device=x.device, dtype=x.dtype)
+    k_w = torch.arange(w, device=x.device, dtype=x.dtype)
+    fy = torch.minimum(k_h, h - k_h) / h  # |fftfreq|
+    fx = torch.minimum(k_w, w - k_w) / w
+    r = _SQRT2 * torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    gate = torch.sigmoid(sharpness[:, None, None] * (cutoff[:, None, None] - r))
+    xc, xs = x @ cw, x @ sw
+    re = (ch @ xc - sh @ xs) * gate  # spectrum of x (e^{-i..} convention), gated
+    im = -(ch @ xs + sh @ xc) * gate
+    out = ch @ (re @ cw - im @ sw) - sh @ (re @ sw + im @ cw)
+    return out / (h * w)
+
+
 @torch.library.custom_op("hermes::spectral_lowpass", mutates_args=())
 def spectral_lowpass_op(x: torch.Tensor, cutoff: torch.Tensor,
                         sharpness: torch.Tensor) -> torch.Tensor:
