@@ -77,8 +77,82 @@ def eval_cmd(model: str = ModelArg,
             return
         typer.echo(f"{report.task}; PSNR/SSIM on Y (BT.601), border crop = scale")
         typer.echo(report.table())
-        util = report.extra["utilization"]
-        typer.echo("routing mass: " + ", ".join(f"{k} {v:.1%}" for k, v in util.items()))
+        util = report.extra.get("utilization")
+        if util:
+            typer.echo("routing mass: " + ", ".join(f"{k} {v:.1%}" for k, v in util.items()))
+
+
+def _parse_tile(tile: str | None) -> tuple[int, int] | None:
+    if not tile:
+        return None
+    try:
+        h, w = (int(v) for v in tile.lower().split("x"))
+    except ValueError:
+        from ..errors import InputError
+
+        raise InputError(f"--tile must look like 256x256 (HxW), got '{tile}'") from None
+    return h, w
+
+
+@app.command("onnx")
+def onnx_cmd(model: str = ModelArg,
+             output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write (.onnx)."),
+             target: str = typer.Option("portable", help="portable (standard ops only) or tensorrt "
+                                        "(hermes plugin nodes)."),
+             opset: int = typer.Option(18, help="ONNX opset."),
+             tile: str = typer.Option(None, help="Fixed input size HxW (default: dynamic)."),
+             batch: int = typer.Option(None, help="Fixed batch (default: dynamic)."),
+             precision: str = typer.Option("fp32", help="fp32 or fp16 (FP16 with FP32 islands)."),
+             keep_generative: bool = typer.Option(False, "--keep-generative",
+                                                  help="Keep E4; its noise becomes a graph input."),
+             json_out: bool = JsonOpt) -> None:
+    """Export a model to ONNX (+ its companion context graph)."""
+    with guarded():
+        from ..export.onnx_export import ExportOptions, export_onnx
+        from .common import echo_err
+
+        options = ExportOptions(target=target, opset=opset, tile=_parse_tile(tile), batch=batch,
+                                precision=precision, keep_generative=keep_generative)
+        result = export_onnx(model, output, options, progress=lambda m: echo_err(f"... {m}"))
+        if json_out:
+            typer.echo(json.dumps({"path": str(result.path), "context": str(result.context_path),
+                                   "seconds": result.seconds, "nodes": result.node_counts,
+                                   "spec": json.loads(result.spec.to_json()),
+                                   "fp16": result.fp16_report}, indent=2))
+            return
+        custom = {k: v for k, v in result.node_counts.items() if "::" in k}
+        typer.echo(f"wrote {result.path} ({sum(result.node_counts.values())} nodes"
+                   + (f", custom {custom}" if custom else ", standard ops only") + ")")
+        typer.echo(f"wrote {result.context_path} (per-image context graph)")
+        s = result.spec
+        typer.echo(f"spec: x{s.scale}, {s.precision}, target {s.target}, size multiple "
+                   f"{s.size_multiple}, recommended overlap {s.tile_overlap}px "
+                   f"(receptive radius {s.receptive_radius}px); {result.seconds:.0f}s")
+        if result.fp16_report:
+            typer.echo(f"fp16: {result.fp16_report.get('summary', result.fp16_report)}")
+
+
+@app.command()
+def verify(onnx_file: Path = typer.Argument(..., help="Exported main graph (.onnx)."),
+           reference: str = typer.Option(..., "--reference", "-r",
+                                         help="The checkpoint or bundled model it was exported from."),
+           images: list[str] = typer.Option(None, "--images", help="Image files/folders/photo names "
+                                            "to include (default: one bundled photo)."),
+           tolerance: float = typer.Option(1e-4, help="Max abs error allowed for FP32 graphs."),
+           min_psnr: float = typer.Option(45.0, help="Min PSNR (dB) for FP16/INT8 graphs."),
+           json_out: bool = JsonOpt) -> None:
+    """Run the graph in onnxruntime against the torch deploy model; non-zero exit past tolerance."""
+    with guarded():
+        from ..export.verify import verify_onnx
+
+        report = verify_onnx(onnx_file, reference, images, max_abs_tol=tolerance, min_psnr=min_psnr)
+        if json_out:
+            typer.echo(json.dumps({"passed": report.passed, "cases": [c.__dict__ for c in report.cases]},
+                                  indent=2, default=str))
+        else:
+            typer.echo(report.table())
+        if not report.passed:
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -31,16 +31,21 @@ Guarantees of :func:`convert_fp16`:
   not admit float16 (``Resize`` scales, ``tensor(float)`` params) stays float32; a node
   whose type variable excludes float16 (``Range``, opset-13 ``QuantizeLinear``) stays
   FP32 as a whole. ``to`` / ``dtype`` attributes and ``ConstantOfShape`` values follow
-  the node's new output type, so the result passes
-  ``onnx.checker.check_model(full_check=True)`` and onnxruntime's type checks.
+  the node's new output type (ops whose output type follows the input when ``dtype``
+  is absent - ``EyeLike``, ``RandomNormalLike`` - get that input converted), so the
+  result passes ``onnx.checker.check_model(full_check=True)`` and onnxruntime's type
+  checks.
+* ``Constant`` nodes and initializers take the precision of each reader (a copy per
+  type); plans do not list them.
 * Float32 graph inputs and outputs stay float32 by default (``keep_io_fp32``).
 * Some nodes always stay FP32, whatever the plan says (``structural`` reasons): nodes
   in a non-default domain (custom ops such as ``hermes``: their kernels fix the type),
   nodes holding subgraphs (``If``/``Loop``/``Scan``: the subgraphs are not rewritten),
   nodes with tensors of unknown type, nodes reading a constant beyond the FP16 range,
-  and *shape arithmetic* (float math on values computed from ``Shape``/``Size``): FP16
-  holds integers exactly only up to 2048, so a size computed in FP16 at 4K resolution
-  would be off by one; those scalars cost nothing in FP32.
+  and *shape arithmetic* (float math on values computed from ``Shape``/``Size`` only):
+  FP16 holds integers exactly only up to 2048, so a size computed in FP16 at 4K
+  resolution would be off by one, and tables built from sizes (``Range`` -> ``Cos``
+  DFT bases, position grids) would lose precision; they cost little in FP32.
 
 How islands are chosen (:func:`plan_islands`), after ModelOpt AutoCast's node rules
 (op type, node-name regex, reference I/O range, initializer range):
@@ -83,9 +88,11 @@ How islands are chosen (:func:`plan_islands`), after ModelOpt AutoCast's node ru
   harmless residual trunks in FP32 for no accuracy gain (FP16's *relative* precision
   does not depend on magnitude; cancellation-prone ops are islands by op type).
   Pass ``max_abs=512`` to match AutoCast.
-* **name**: nodes whose name matches one of ``name_patterns`` (``re.search``).
+* **name**: nodes whose name, or module path in the node metadata written by
+  torch.onnx (``namespace``, ``pkg.torch.onnx.name_scopes``), matches one of
+  ``name_patterns`` (``re.search``).
 
-ModelOpt (checked with nvidia-modelopt 0.47.0, November 2026): the wheel is pure
+ModelOpt (checked with nvidia-modelopt 0.47.0): the wheel is pure
 Python (2 MB) and its base requirements are small (torch>=2.8 is met by our CPU
 torch), but ``modelopt.onnx`` refuses to import without the ``[onnx]`` extra, and that
 extra pins ``onnx~=1.21`` (we use 1.23), replaces CPU onnxruntime with
@@ -106,7 +113,7 @@ say nothing about underflow (tiny values flushed to zero in FP16).
 
 Credits: NVIDIA TensorRT Model Optimizer, ``modelopt.onnx.autocast`` (rules and the
 idea of reference-range classification); Micikevicius et al., "Mixed Precision
-Training" (ICLR 2018) for which ops need FP32 (reductions, exponentials); onnxruntime
+Training" (ICLR 2018) for which ops need FP32 (reductions, exponentials);
 onnxconverter-common's ``float16`` converter for the op block list. No code was copied.
 """
 
@@ -120,10 +127,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from ..errors import HermesError
+from ..errors import HermesError, MissingDependencyError
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError("onnx", "onnx", "The FP16 pass") from None
 
 F32 = TensorProto.FLOAT
 F16 = TensorProto.FLOAT16
@@ -162,6 +173,10 @@ DEFAULT_FP32_OPS: frozenset[str] = frozenset(
 )
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_VALUE_BLIND = frozenset({"Shape", "Size"})  # outputs do not depend on input values
+# Node metadata where torch.onnx records the module path (``/body/ssm/...``); the
+# name rule matches these too, as exported node names are often flat (``node_mul_7``).
+_SCOPE_METADATA = ("namespace", "pkg.torch.onnx.name_scopes", "pkg.torch.onnx.class_hierarchy")
 _NON_TENSOR = -1  # marker in the type table: a value that is a sequence/optional/map
 
 __all__ = [
@@ -258,7 +273,9 @@ def _outer_refs(graph: onnx.GraphProto) -> set[str]:
     return used - defined
 
 
-def _tensor_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, onnx.ValueInfoProto]]:
+def _tensor_types(
+    model: onnx.ModelProto,
+) -> tuple[dict[str, int], dict[str, onnx.ValueInfoProto]]:
     """Element type of every top-level value whose type is known, plus value infos."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
@@ -336,6 +353,11 @@ def _param_modes(node: onnx.NodeProto, schema, types: Mapping[str, int]):
     """
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
     uses = Counter(p.type_str for p in list(schema.inputs) + list(schema.outputs))
+    # Without its optional ``dtype`` (EyeLike, RandomNormalLike, Bernoulli) the output
+    # takes the input's type, so the input is not free. Converting the input rather
+    # than setting ``dtype`` also keeps these ops runnable by onnxruntime on CPU.
+    has_dtype = any(a.name == "dtype" for a in node.attribute)
+    follows_input = "dtype" in schema.attributes and not has_dtype
 
     def mode(name: str, param) -> str:
         if not name or types.get(name) != F32:
@@ -346,7 +368,7 @@ def _param_modes(node: onnx.NodeProto, schema, types: Mapping[str, int]):
         ok = allowed.get(ts, {ts})
         if "tensor(float16)" not in ok:
             return "blocked" if ts in allowed else "fp32"
-        if ts in allowed and uses[ts] == 1 and "tensor(float)" in ok:
+        if ts in allowed and uses[ts] == 1 and "tensor(float)" in ok and not follows_input:
             return "free"
         return "fp16"
 
@@ -361,7 +383,10 @@ def _structural_fp32(
     """Nodes that must stay FP32 for the result to be valid or exact; key -> reason."""
     graph = model.graph
     opset = _opset(model)
-    big_consts = {k for k, v in consts.items() if v.size and np.abs(v).max() > FP16_MAX}
+    # +-inf and NaN survive the conversion exactly (masks); finite values past 65504 do not.
+    big_consts = {
+        k for k, v in consts.items() if v.size and np.any(np.abs(v[np.isfinite(v)]) > FP16_MAX)
+    }
     reasons: dict[str, list[str]] = {}
     data_dep = {v.name for v in graph.input} - {t.name for t in graph.initializer}
     shape_vals: set[str] = set()
@@ -369,7 +394,9 @@ def _structural_fp32(
     for key, node in zip(node_keys(graph), graph.node):
         why: list[str] = []
         ins = [i for i in node.input if i]
-        implicit = set().union(*(_outer_refs(g) for g in _subgraphs(node))) if _subgraphs(node) else set()
+        implicit: set[str] = set()
+        for sg in _subgraphs(node):
+            implicit |= _outer_refs(sg)
         schema = _schema(node, opset)
         if not _is_default_domain(node):
             why.append(f"domain: custom domain '{node.domain}' keeps its declared types")
@@ -378,13 +405,18 @@ def _structural_fp32(
         elif schema is None:
             why.append(f"schema: no schema for {node.op_type} in opset {opset}")
         else:
-            unknown = [n for n in list(node.input) + list(node.output) if n and types.get(n, _NON_TENSOR) == _NON_TENSOR]
+            names = [n for n in list(node.input) + list(node.output) if n]
+            unknown = [n for n in names if types.get(n, _NON_TENSOR) == _NON_TENSOR]
             if unknown:
-                why.append(f"type-unknown: no tensor type for '{unknown[0]}' (give custom-op outputs value_info)")
+                why.append(
+                    f"type-unknown: no tensor type for '{unknown[0]}' "
+                    "(give custom-op outputs value_info)"
+                )
             else:
                 m_in, m_out = _param_modes(node, schema, types)
                 if "blocked" in m_in + m_out:
-                    why.append(f"schema: {node.op_type}-{schema.since_version} does not admit float16 here")
+                    op = f"{node.op_type}-{schema.since_version}"
+                    why.append(f"schema: {op} does not admit float16 here")
             for a in node.attribute:
                 if (
                     a.type == onnx.AttributeProto.SPARSE_TENSOR
@@ -404,9 +436,10 @@ def _structural_fp32(
             data_dep.update(o for o in node.output if o)
         elif reads & shape_vals:
             shape_vals.update(o for o in node.output if o)
-            float_math = any(types.get(i) == F32 for i in reads & shape_vals) or (
-                node.op_type in ("Cast", "CastLike") and any(types.get(o) == F32 for o in node.output)
+            casts_to_float = node.op_type in ("Cast", "CastLike") and any(
+                types.get(o) == F32 for o in node.output
             )
+            float_math = casts_to_float or any(types.get(i) == F32 for i in reads & shape_vals)
             if float_math and _is_default_domain(node):
                 why.append("shape-arithmetic: float math on shape values must stay exact")
         if why:
@@ -460,7 +493,10 @@ def measure_ranges(
     (more runs, less memory). ``sess_options`` lets callers register custom-op
     libraries.
     """
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "onnx", "Range measurement") from None
 
     feeds = list(feeds)
     graph = model.graph
@@ -479,7 +515,8 @@ def measure_ranges(
     wanted = [o for n in graph.node for o in n.output if o and o not in present]
     chunks: list[list[str]] = [wanted]
     if outputs_per_run and outputs_per_run > 0:
-        chunks = [wanted[i : i + outputs_per_run] for i in range(0, len(wanted), outputs_per_run)] or [[]]
+        step = outputs_per_run
+        chunks = [wanted[i : i + step] for i in range(0, len(wanted), step)] or [[]]
 
     if sess_options is None:
         sess_options = ort.SessionOptions()
@@ -490,7 +527,7 @@ def measure_ranges(
     def record(name: str, arr: Any) -> None:
         if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating):
             return
-        a = np.abs(arr.astype(np.float32, copy=False)) if arr.dtype != np.float64 else np.abs(arr)
+        a = np.abs(arr if arr.dtype == np.float64 else arr.astype(np.float32, copy=False))
         v = float("inf") if not np.all(np.isfinite(a)) else float(a.max(initial=0.0))
         ranges[name] = max(ranges.get(name, 0.0), v)
 
@@ -504,7 +541,9 @@ def measure_ranges(
             del probe.graph.output[:]
         probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in chunk)
         try:
-            sess = ort.InferenceSession(probe.SerializeToString(), sess_options, providers=list(providers))
+            sess = ort.InferenceSession(
+                probe.SerializeToString(), sess_options, providers=list(providers)
+            )
         except Exception as e:
             raise PrecisionError(
                 f"expected onnxruntime to load the model for range measurement, received: {e}; "
@@ -539,7 +578,8 @@ def plan_islands(
         patterns = [re.compile(p) for p in name_patterns]
     except re.error as e:
         raise PrecisionError(
-            f"expected valid regular expressions in name_patterns, received {list(name_patterns)} ({e})"
+            "expected valid regular expressions in name_patterns, "
+            f"received {list(name_patterns)} ({e})"
         ) from None
     op_types_fp32 = set(op_types_fp32)
     types, _ = _tensor_types(model)
@@ -558,14 +598,18 @@ def plan_islands(
         if node.op_type in op_types_fp32:
             why.append(f"op-type: {node.op_type}")
         over = []
-        for role, names in (("input", node.input), ("output", node.output)):
+        io = (("input", node.input), ("output", node.output))
+        for role, names in () if node.op_type in _VALUE_BLIND else io:
             for n in names:
                 v = ranges.get(n) if n else None
                 if v is not None and (not np.isfinite(v) or v > max_abs):
                     over.append(f"{role} '{n}' max|x|={v:.4g}")
         if over:
             why.append(f"range: {', '.join(over)} > {max_abs:g}")
-        hits = [p.pattern for p in patterns if p.search(node.name or key)]
+        labels = [node.name or key] + [
+            p.value for p in node.metadata_props if p.key in _SCOPE_METADATA
+        ]
+        hits = [p.pattern for p in patterns if any(p.search(label) for label in labels)]
         if hits:
             why.append(f"name: matches {hits[0]!r}")
         if why:
@@ -576,7 +620,9 @@ def plan_islands(
 # ------------------------------------------------------------------------ converting
 
 
-def convert_fp16(model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = True) -> onnx.ModelProto:
+def convert_fp16(
+    model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = True
+) -> onnx.ModelProto:
     """A new model: FP16 except the plan's nodes and the structural FP32 nodes.
 
     ``plan`` must come from the same (unmodified) model: nodes are matched by
@@ -651,7 +697,7 @@ def convert_fp16(model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = Tr
         else:
             src = next(iter(have.values()))
             twin = unique(f"{name}_{'fp16' if want == F16 else 'fp32'}")
-            new_nodes.append(helper.make_node("Cast", [src], [twin], to=want, name=unique(f"{twin}_cast")))
+            new_nodes.append(_cast(src, twin, want, unique(f"{twin}_cast")))
         have[want] = twin
         return twin
 
@@ -686,10 +732,10 @@ def convert_fp16(model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = Tr
             else:  # produce under a new name, Cast back to the pinned name
                 inner = unique(f"{name}_{'fp16' if dt == F16 else 'fp32'}")
                 node.output[j] = inner
-                after.append(helper.make_node("Cast", [inner], [name], to=want, name=unique(f"{name}_cast")))
+                after.append(_cast(inner, name, want, unique(f"{name}_cast")))
                 avail[name] = {dt: inner, want: name}
         if schema is not None:
-            _fix_type_attributes(node, schema, F16 if converted else F32, types)
+            _fix_type_attributes(node, F16 if converted else F32, types)
         new_nodes.append(node)
         new_nodes.extend(after)
 
@@ -712,9 +758,12 @@ def convert_fp16(model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = Tr
     del g.value_info[:]
     for node in g.node:
         if not _is_default_domain(node):
-            g.value_info.extend(copy.deepcopy(infos[o]) for o in node.output if o in infos and o not in pinned)
+            keep_vi = [o for o in node.output if o in infos and o not in pinned]
+            g.value_info.extend(copy.deepcopy(infos[o]) for o in keep_vi)
     try:
-        out = onnx.shape_inference.infer_shapes(out, check_type=True, strict_mode=False, data_prop=True)
+        out = onnx.shape_inference.infer_shapes(
+            out, check_type=True, strict_mode=False, data_prop=True
+        )
     except Exception as e:
         raise PrecisionError(
             f"expected the FP16 model to pass ONNX type inference, received: {e}; "
@@ -723,7 +772,13 @@ def convert_fp16(model: onnx.ModelProto, plan: Fp16Plan, keep_io_fp32: bool = Tr
     return out
 
 
-def _fix_type_attributes(node: onnx.NodeProto, schema, out_dtype: int, types: Mapping[str, int]) -> None:
+def _cast(src: str, dst: str, to: int, name: str) -> onnx.NodeProto:
+    return helper.make_node("Cast", [src], [dst], to=to, name=name)
+
+
+def _fix_type_attributes(
+    node: onnx.NodeProto, out_dtype: int, types: Mapping[str, int]
+) -> None:
     """Make attributes that decide the output type agree with ``out_dtype``."""
     if not any(types.get(o) == F32 for o in node.output if o):
         return
@@ -732,19 +787,19 @@ def _fix_type_attributes(node: onnx.NodeProto, schema, out_dtype: int, types: Ma
         a = names.get(attr)
         if a is not None and a.type == onnx.AttributeProto.INT and a.i == F32:
             a.i = out_dtype
-    # An absent optional dtype means "same as the input", whose version may differ.
-    if "dtype" in schema.attributes and "dtype" not in names and node.op_type != "Multinomial":
-        node.attribute.append(helper.make_attribute("dtype", out_dtype))
     if node.op_type == "ConstantOfShape":
         a = names.get("value")
         np_dt = np.float16 if out_dtype == F16 else np.float32
         if a is None:
-            node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(np.zeros(1, np_dt))))
+            zero = numpy_helper.from_array(np.zeros(1, np_dt))
+            node.attribute.append(helper.make_attribute("value", zero))
         elif a.t.data_type in (F32, F16):
             a.t.CopyFrom(numpy_helper.from_array(_to_array(a.t).astype(np_dt), a.t.name))
 
 
-def _drop_replaced_constants(g: onnx.GraphProto, twins: Mapping[str, str], sub_refs: set[str]) -> None:
+def _drop_replaced_constants(
+    g: onnx.GraphProto, twins: Mapping[str, str], sub_refs: set[str]
+) -> None:
     """Remove float32 constants nobody reads any more; their float16 copy takes the name."""
     read = {i for n in g.node for i in n.input} | {v.name for v in g.output} | sub_refs
     gone = {name for name in twins if name not in read}
@@ -757,7 +812,9 @@ def _drop_replaced_constants(g: onnx.GraphProto, twins: Mapping[str, str], sub_r
             t.name = renames[t.name]
     del g.initializer[:]
     g.initializer.extend(kept_inits)
-    kept_nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output and n.output[0] in gone)]
+    kept_nodes = [
+        n for n in g.node if not (n.op_type == "Constant" and n.output and n.output[0] in gone)
+    ]
     for n in kept_nodes:
         for i, name in enumerate(n.input):
             if name in renames:
@@ -804,8 +861,8 @@ def emulate_fp16(model16: onnx.ModelProto) -> onnx.ModelProto:
     def round_trip(src: str, dst: str) -> list[onnx.NodeProto]:
         mid = unique(f"{dst}_as_fp16")
         return [
-            helper.make_node("Cast", [src], [mid], to=F16, name=unique(f"{dst}_round")),
-            helper.make_node("Cast", [mid], [dst], to=F32, name=unique(f"{dst}_widen")),
+            _cast(src, mid, F16, unique(f"{dst}_round")),
+            _cast(mid, dst, F32, unique(f"{dst}_widen")),
         ]
 
     for v in g.input:
@@ -843,7 +900,8 @@ def emulate_fp16(model16: onnx.ModelProto) -> onnx.ModelProto:
     del g.value_info[:]
     for node in g.node:
         if not _is_default_domain(node):
-            g.value_info.extend(copy.deepcopy(infos[o]) for o in node.output if o in infos and types.get(o) != F16)
+            keep_vi = [o for o in node.output if o in infos and types.get(o) != F16]
+            g.value_info.extend(copy.deepcopy(infos[o]) for o in keep_vi)
     return onnx.shape_inference.infer_shapes(out, strict_mode=False)
 
 
@@ -885,7 +943,9 @@ def fp16_report(plan: Fp16Plan) -> dict[str, Any]:
             if part:
                 rules[part.split(":", 1)[0]] += 1
     n32 = len(plan.keep_fp32_nodes)
+    why = ", ".join(f"{k} {v}" for k, v in sorted(rules.items())) or "none"
     return {
+        "summary": f"{len(keys) - n32} of {len(keys)} nodes FP16, {n32} FP32 ({why})",
         "nodes": len(keys),
         "fp16": len(keys) - n32,
         "fp32": n32,

@@ -180,8 +180,12 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
         names_in.append("noise")
         args = (x, ctx, torch.zeros(b, 1, h, w))
         shapes["noise"] = img_dims or None
-    say(f"exporting the main graph ({options.target})")
-    main = _export(Main(model).eval(), args, names_in, ["output"], shapes, options)
+    # FP16 is planned on the graph that still holds the hermes nodes (FP32 islands by
+    # construction); the portable target inlines their lowerings afterwards.
+    graph_target = "tensorrt" if options.precision == "fp16" else options.target
+    say(f"exporting the main graph ({graph_target})")
+    main = _export(Main(model).eval(), args, names_in, ["output"], shapes,
+                   ExportOptions(target=graph_target, opset=options.opset))
     say("exporting the context graph")
     ctx_dims = {0: dim("batch", min=1, max=1024), 2: dim("height", min=1, max=16384),
                 3: dim("width", min=1, max=16384)}

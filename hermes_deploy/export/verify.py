@@ -68,9 +68,13 @@ def ort_session(model_or_path, threads: int = 0):
     import onnx
     import onnxruntime as ort
 
+    from .precision import runnable_on_cpu
+
     model = onnx.load(str(model_or_path)) if not hasattr(model_or_path, "graph") else model_or_path
     if any(n.domain == custom_ops.DOMAIN for n in model.graph.node):
         model = custom_ops.with_lowerings(model)
+    # onnxruntime's CPU kernels would silently run FP16 in FP32: emulate the FP16 storage
+    model = runnable_on_cpu(model)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:

@@ -60,7 +60,18 @@ def load_eval_images(items: list[str] | None) -> list[tuple[str, np.ndarray]]:
 def evaluate_model(model_source: str | os.PathLike, images: list[str] | None = None,
                    task: str | None = None, scale: int = 2, sigma: float = 15.0,
                    seed: int = 0) -> EvalReport:
-    """Evaluate a torch model (name, checkpoint or preset) in fidelity mode."""
+    """Evaluate a model in fidelity mode: a torch model (name, checkpoint, preset) or an
+    exported ``.onnx`` graph (run by onnxruntime, with its context graph)."""
+    if str(model_source).endswith(".onnx"):
+        from ..engines.ort_runner import OrtRunner
+
+        runner = OrtRunner(model_source)
+        task = task or ("sr" if runner.spec.scale > 1 else "denoise")
+        degradation = degradation_for(task, runner.spec.scale, sigma)
+        report = evaluate(runner.restorer(), load_eval_images(images), degradation, seed=seed)
+        report.extra["model"] = str(model_source)
+        report.extra["backend"] = "onnxruntime"
+        return report
     import torch
 
     from ..model.api import load_model
@@ -87,4 +98,5 @@ def evaluate_model(model_source: str | os.PathLike, images: list[str] | None = N
     names = EXPERT_NAMES[: len(util)]
     report.extra["utilization"] = dict(zip(names, util))
     report.extra["model"] = str(model_source)
+    report.extra["backend"] = "torch"
     return report

@@ -28,7 +28,9 @@ NO_ISLANDS = Fp16Plan(keep_fp32_nodes=set(), reasons={})
 
 
 def _model(nodes, inputs, outputs, inits=(), value_info=(), opsets=(("", 18),)):
-    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits), value_info=list(value_info))
+    graph = helper.make_graph(
+        nodes, "g", inputs, outputs, list(inits), value_info=list(value_info)
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
     model.ir_version = 10  # readable by every onnxruntime we support
     return model
@@ -52,7 +54,8 @@ def _run(model, feed):
 def _elem_types(model):
     """Element type of every named value of an (inferred) model."""
     g = onnx.shape_inference.infer_shapes(model).graph
-    types = {v.name: v.type.tensor_type.elem_type for v in list(g.input) + list(g.output) + list(g.value_info)}
+    values = list(g.input) + list(g.output) + list(g.value_info)
+    types = {v.name: v.type.tensor_type.elem_type for v in values}
     types.update({t.name: t.data_type for t in g.initializer})
     return types
 
@@ -173,13 +176,18 @@ def test_planned_fp16_is_strongly_typed(rng):
 def test_name_patterns_and_report(rng):
     model = _hazard_model(rng)
     ranges = measure_ranges(model, _hazard_feeds(rng, 2))
-    plan = plan_islands(model, ranges, name_patterns=[r"^mm$"])
+    # torch.onnx records module paths in node metadata; patterns match those too.
+    scope = _node(model, "conv2").metadata_props.add()
+    scope.key, scope.value = "namespace", "/body/ssm/conv2: Conv2d"
+    plan = plan_islands(model, ranges, name_patterns=[r"^mm$", r"/ssm/"])
     assert plan.reasons["mm"] == "name: matches '^mm$'"
+    assert plan.reasons["conv2"] == "name: matches '/ssm/'"
     rep = fp16_report(plan)
     assert rep["nodes"] == len(model.graph.node) - 2 == rep["fp16"] + rep["fp32"]  # no Constants
     assert rep["by_op_type"]["Softmax"] == {"fp16": 0, "fp32": 1}
-    assert rep["by_op_type"]["Conv"] == {"fp16": 2, "fp32": 0}
-    assert rep["fp32_by_rule"]["range"] >= 3 and rep["fp32_by_rule"]["name"] == 1
+    assert rep["by_op_type"]["Conv"] == {"fp16": 1, "fp32": 1}
+    assert rep["fp32_by_rule"]["range"] >= 3 and rep["fp32_by_rule"]["name"] == 2
+    assert rep["summary"].startswith(f"{rep['fp16']} of {rep['nodes']} nodes FP16")
     assert set(rep["fp32_nodes"]) == plan.keep_fp32_nodes
     # A lower threshold keeps more nodes: |c1| is in the hundreds.
     tight = plan_islands(model, ranges, max_abs=ranges["c1"] / 2)
@@ -305,6 +313,10 @@ def test_custom_domain_stays_fp32():
     plan = plan_islands(model, {})
     assert plan.keep_fp32_nodes == {"scan"}
     assert plan.reasons["scan"].startswith("domain:")
+    # Even a plan without islands leaves the custom node alone.
+    plain = convert_fp16(model, NO_ISLANDS)
+    assert _node(plain, "scan").input[1] == "A"
+    assert _elem_types(plain)[_node(plain, "scan").input[0]] == F32
 
     fp16 = convert_fp16(model, plan)
     onnx.checker.check_model(fp16, full_check=True)
@@ -317,6 +329,62 @@ def test_custom_domain_stays_fp32():
     assert types["W"] == F16 and types["c"] == F16
     add = _node(fp16, "add")
     assert [types[i] for i in add.input] == [F16, F16]
+
+
+def test_constants_beyond_fp16_keep_their_reader_fp32(rng):
+    x = helper.make_tensor_value_info("x", F32, [2, 3])
+    y = helper.make_tensor_value_info("y", F32, [2, 3])
+    nodes = [
+        helper.make_node("Mul", ["x", "huge"], ["a"], name="scale_up"),  # 1e5 is inf in FP16
+        helper.make_node("Div", ["a", "huge"], ["b"], name="scale_down"),
+        helper.make_node("Max", ["b", "mask"], ["y"], name="masked"),  # -inf is exact in FP16
+    ]
+    inits = [_init("huge", 1e5), _init("mask", [-np.inf, 0.0, -np.inf])]
+    model = _model(nodes, [x], [y], inits)
+    plan = plan_islands(model, {})
+    assert plan.reasons == {
+        "scale_up": "const-range: constant 'huge' exceeds the float16 range",
+        "scale_down": "const-range: constant 'huge' exceeds the float16 range",
+    }
+    fp16 = convert_fp16(model, NO_ISLANDS)  # structural: kept whatever the plan says
+    feed = {"x": rng.normal(size=(2, 3)).astype(np.float32)}
+    out, ref = _run(emulate_fp16(fp16), feed)[0], _run(model, feed)[0]
+    np.testing.assert_allclose(out, ref, rtol=1e-2, atol=1e-3)
+
+
+# -------------------------------------------------------------------- control flow
+
+
+def test_subgraph_reads_keep_float32(rng):
+    """An If branch reads an FP16 node's output from the outer scope by name."""
+    x = helper.make_tensor_value_info("x", F32, [1, 2, 4, 4])
+    flag = helper.make_tensor_value_info("flag", TP.BOOL, [])
+    y = helper.make_tensor_value_info("y", F32, [1, 2, 4, 4])
+
+    def branch(op, name):
+        out = helper.make_tensor_value_info(f"{name}_out", F32, [1, 2, 4, 4])
+        node = helper.make_node(op, ["c", "one"], [f"{name}_out"], name=f"{name}_op")
+        return helper.make_graph([node], name, [], [out])
+
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
+        helper.make_node("If", ["flag"], ["branch"], name="if",
+                         then_branch=branch("Add", "then"), else_branch=branch("Sub", "else")),
+        helper.make_node("Relu", ["branch"], ["y"], name="relu"),
+    ]
+    inits = [_init("W", rng.normal(0, 0.5, (2, 2, 1, 1))), _init("one", 1.0)]
+    model = _model(nodes, [x, flag], [y], inits)
+    fp16, plan, _ = to_fp16(model, [{"x": rng.normal(size=(1, 2, 4, 4)).astype(np.float32),
+                                     "flag": np.array(True)}])
+    onnx.checker.check_model(fp16, full_check=True)
+    assert plan.reasons["if"].startswith("control-flow")
+    types = _elem_types(fp16)
+    assert types["c"] == F32 and types["one"] == F32  # names the branches read
+    assert types[_node(fp16, "conv").output[0]] == F16
+    assert types[_node(fp16, "relu").input[0]] == F16
+    for cond in (True, False):
+        feed = {"x": rng.normal(size=(1, 2, 4, 4)).astype(np.float32), "flag": np.array(cond)}
+        np.testing.assert_allclose(_run(fp16, feed)[0], _run(model, feed)[0], rtol=1e-2, atol=1e-2)
 
 
 # ------------------------------------------------------ ops with type-bearing attrs
@@ -332,11 +400,13 @@ def _typed_ops_model():
         _init("pads", [0, 1, 0, 1], np.int64), _init("pad_value", 0.25),
     ]
     nodes = [
+        # Reads x while only its float32 version exists; its type follows the input.
+        helper.make_node("RandomNormalLike", ["x"], ["noise0"], name="noise0", scale=1e-4),
         helper.make_node("Shape", ["x"], ["sx"], name="shape"),
         helper.make_node("ConstantOfShape", ["sx"], ["zeros"], name="zeros"),  # float32 by default
         helper.make_node("Add", ["x", "zeros"], ["a"], name="add_zeros"),
-        helper.make_node("EyeLike", ["a"], ["eye"], name="eye"),  # type follows the input
-        helper.make_node("Add", ["a", "eye"], ["b"], name="add_eye"),
+        helper.make_node("EyeLike", ["a"], ["eye"], name="eye"),
+        helper.make_node("Sum", ["a", "eye", "noise0"], ["b"], name="add_eye"),
         helper.make_node("Cast", ["b"], ["c"], name="cast", to=F32),
         helper.make_node("Greater", ["c", "zero"], ["pos"], name="greater"),
         helper.make_node("Where", ["pos", "c", "neg"], ["d"], name="where"),
@@ -344,7 +414,7 @@ def _typed_ops_model():
         helper.make_node("Add", ["d", "ramp"], ["e"], name="add_ramp"),
         helper.make_node("LayerNormalization", ["e", "gamma", "beta"], ["ln"], name="ln", axis=-1),
         helper.make_node("Concat", ["ln", "x"], ["cat"], name="cat", axis=0),
-        helper.make_node("RandomNormalLike", ["cat"], ["noise"], name="noise", scale=1e-4, seed=0.0),
+        helper.make_node("RandomNormalLike", ["cat"], ["noise"], name="noise", scale=1e-4),
         helper.make_node("Add", ["cat", "noise"], ["f"], name="add_noise"),
         helper.make_node("Pad", ["f", "pads", "pad_value"], ["p"], name="pad"),
         helper.make_node("Clip", ["p", "lo", "hi"], ["y"], name="clip"),

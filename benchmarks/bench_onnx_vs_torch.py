@@ -1,0 +1,91 @@
+"""onnxruntime CPU vs PyTorch eager on 256x256 tiles, side by side in one run.
+
+    python benchmarks/bench_onnx_vs_torch.py [--model default] [--tile 256] [--batch 1]
+        [--repeats 5] [--threads 0] [--json]
+
+Measures, for the same model and the same tiles: torch eager training form, torch eager
+deploy form (re-parameterized, fidelity), and the exported portable FP32 ONNX graph in
+onnxruntime (CPU EP, graph optimizations on). Reports megapixels of input per second
+and the ratios; the context (once per image) is excluded, as in the tiled runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="0 = library defaults")
+    ap.add_argument("--onnx", default=None, help="reuse an exported portable graph")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+    from hermes_deploy.export.verify import ort_session
+    from hermes_deploy.model.api import load_model
+    from hermes_deploy.model.deploy import deploy
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_form = load_model(args.model).eval()
+    train_form.set_fidelity(True)
+    deploy_form = deploy(train_form, fidelity=True)
+    x = torch.rand(args.batch, 3, args.tile, args.tile, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ctx = deploy_form.compute_context(x)
+
+    onnx_path = args.onnx
+    if onnx_path is None:
+        onnx_path = str(Path(tempfile.mkdtemp()) / "bench.onnx")
+        export_onnx(args.model, onnx_path, ExportOptions(target="portable"))
+    sess = ort_session(onnx_path, threads=args.threads)
+    feeds = {"input": x.numpy(), "context": ctx.numpy()}
+
+    def run_torch(m):
+        def f():
+            with torch.no_grad():
+                m(x, context=ctx)
+        return f
+
+    results = {
+        "torch eager, training form": _time(run_torch(train_form), args.repeats),
+        "torch eager, deploy form": _time(run_torch(deploy_form), args.repeats),
+        "onnxruntime CPU, portable fp32": _time(lambda: sess.run(None, feeds), args.repeats),
+    }
+    mpix = args.batch * args.tile * args.tile / 1e6
+    base = results["torch eager, training form"]
+    rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_training_eager": base / v} for k, v in results.items()}
+    if args.json:
+        print(json.dumps({"tile": args.tile, "batch": args.batch, "model": args.model, "results": rows}, indent=2))
+        return
+    print(f"model {args.model}, {args.batch}x{args.tile}x{args.tile} input tiles, median of {args.repeats}")
+    print(f"{'backend':<34}{'s/tile':>9}{'MP/s':>9}{'x train eager':>15}")
+    for k, r in rows.items():
+        print(f"{k:<34}{r['seconds']:9.3f}{r['mp_per_s']:9.4f}{r['vs_training_eager']:15.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""onnxruntime runner for exported HERMES graphs (main graph + context graph).
+
+``OrtRunner(path)`` opens ``path`` and the companion context graph named in its
+ModelSpec; ``context(image)`` runs the context graph once per image, ``infer(tiles,
+context)`` runs the main graph. A ``tensorrt``-target graph runs through its lowerings.
+Torch-free. ``restorer()`` adapts it to the quality harness (whole image at once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+from ..spec import ModelSpec
+
+
+class OrtRunner:
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("onnxruntime", "onnx", "running ONNX models") from None
+        from ..export.verify import ort_session
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"'{self.path}' does not exist; export it with hermes-export onnx")
+        self.spec = ModelSpec.from_onnx(self.path)
+        ctx_path = self.path.with_name(self.spec.context_graph or "")
+        if not self.spec.context_graph or not ctx_path.is_file():
+            raise InputError(f"context graph '{ctx_path.name}' is missing next to '{self.path.name}'; "
+                             "re-export with hermes-export onnx")
+        self._main = ort_session(self.path, threads)
+        self._ctx = ort_session(ctx_path, threads)
+
+    def __enter__(self) -> "OrtRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._main = self._ctx = None
+
+    def context(self, image: np.ndarray) -> np.ndarray:
+        """(B, C, H, W) float32 [0, 1] -> (B, context_channels)."""
+        return self._ctx.run(None, {"input": np.ascontiguousarray(image, np.float32)})[0]
+
+    def infer(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        s = self.spec
+        if tiles.ndim != 4 or tiles.shape[1] != s.in_channels:
+            raise InputError(f"expected (B, {s.in_channels}, H, W) tiles, got {tiles.shape}")
+        if context.shape[0] != tiles.shape[0]:
+            context = np.repeat(context[:1], tiles.shape[0], axis=0)
+        feeds = {s.input_name: np.ascontiguousarray(tiles, np.float32),
+                 s.context_name: np.ascontiguousarray(context, np.float32)}
+        if s.noise_name:
+            feeds[s.noise_name] = (noise if noise is not None else
+                                   np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))
+        return self._main.run(None, feeds)[0]
+
+    def restorer(self):
+        """HxWxC -> sHxsWxC on the whole image (for the quality harness)."""
+
+        def restore(lq: np.ndarray) -> np.ndarray:
+            x = np.ascontiguousarray(lq.transpose(2, 0, 1)[None], np.float32)
+            return np.clip(self.infer(x, self.context(x))[0].transpose(1, 2, 0), 0.0, 1.0)
+
+        return restore
