@@ -158,13 +158,13 @@ def verify(onnx_file: Path = typer.Argument(..., help="Exported main graph (.onn
 @app.command()
 def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture preset."),
           scale: int = ScaleOpt,
-          steps: int = typer.Option(2200, help="Optimizer steps."),
+          steps: int = typer.Option(1200, help="Optimizer steps."),
           batch: int = typer.Option(16, help="Crops per step."),
           lr_patch: int = typer.Option(40, help="Low-resolution crop side in pixels."),
-          lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine schedule)."),
+          lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, cosine schedule)."),
           seed: int = typer.Option(0, help="Seed of weights, crops and degradations."),
           out: Path = typer.Option(Path("runs/tiny-x2"), "--out", "-o", help="Run folder."),
-          val_every: int = typer.Option(250, help="Validate on the held-out photos every N steps."),
+          val_every: int = typer.Option(200, help="Validate on the held-out photos every N steps."),
           max_minutes: float = typer.Option(0.0, help="Stop after this long (0 = no limit)."),
           threads: int = typer.Option(0, help="Torch CPU threads (0 = default).")) -> None:
     """Train a fidelity-mode model on the bundled photographs (reproduces the default)."""

@@ -38,7 +38,6 @@ import importlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence, Union
 
+from hermes_deploy.atomic import atomic_path
 from hermes_deploy.errors import HermesError, InputError, MissingDependencyError
 
 __all__ = [
@@ -554,17 +554,8 @@ def _check_profile(name: str, declared: Shape, triple: Sequence[Sequence[int]]) 
 
 
 def _write_atomic(path: Path, data: memoryview) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

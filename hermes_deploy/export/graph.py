@@ -9,9 +9,9 @@ outputs keep the stable names given at export (``input``, ``context``, ``noise``
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import HermesError, MissingDependencyError
 from ..spec import METADATA_KEY, ModelSpec
 
@@ -56,17 +56,10 @@ def save_model(model, path: str | os.PathLike) -> Path:
     import onnx
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            onnx.save(model, str(tmp))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"cannot write '{path}': {exc.strerror or exc}; check free space and "
                           "permissions") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -46,7 +46,7 @@ class ExportOptions:
     batch: int | None = None  # fixed batch; None = dynamic
     precision: str = "fp32"
     keep_generative: bool = False
-    calibration_images: tuple[str, ...] = ()  # for the FP16 range measurement
+    fp16_islands: bool = True  # False: only structural FP32 nodes (to show what breaks)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -208,7 +208,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
         say("converting to FP16 with FP32 islands (measuring activation ranges)")
         from .precision import make_fp16
 
-        main, fp16_report = make_fp16(main, model, options)
+        main, fp16_report = make_fp16(main, model, options, islands=options.fp16_islands)
     attach_spec(main, spec)
     attach_spec(context_model, spec.replace(precision="fp32", target="portable"))
     check(main)

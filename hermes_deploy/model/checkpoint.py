@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_path
 from ..errors import CheckpointError, ConfigError
 from .config import HermesConfig
 from .network import Hermes
@@ -46,19 +46,12 @@ def save_checkpoint(model: Hermes, path: str | os.PathLike, extra: dict[str, str
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "config": model.config.to_json(), "package_version": _package_version()}
     meta.update(extra or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint '{path}': {exc.strerror or exc}; "
                               "check free space and permissions") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

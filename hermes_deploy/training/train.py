@@ -40,15 +40,15 @@ from .losses import ms_ssim
 class TrainConfig:
     preset: str = "tiny"
     scale: int = 2
-    steps: int = 3000
+    steps: int = 1200
     batch: int = 16
     lr_patch: int = 40  # low-resolution crop side
-    lr: float = 2e-3
+    lr: float = 1e-3
     warmup: int = 100
     seed: int = 0
     out_dir: str = "runs/tiny-x2"
-    val_every: int = 250
-    msssim_weight: float = 0.2
+    val_every: int = 200
+    msssim_weight: float = 0.05
     balance_weight: float = 0.05
     entropy_weight: float = 0.002
     router_noise: float = 0.5
@@ -162,8 +162,10 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
                 history.append(entry)
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
-                save_checkpoint(model, out_dir / "last.safetensors",
-                                extra={"train_config": json.dumps(asdict(cfg)), "train_step": str(step)})
+                extra = {"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
+                         "val_psnr_y": f"{val['psnr']:.4f}"}
+                save_checkpoint(model, out_dir / "last.safetensors", extra=extra)
+                save_checkpoint(model, out_dir / f"step{step:05d}.safetensors", extra=extra)
                 if bar is not None:
                     bar.write(f"step {step}: loss {ema:.4f}, val PSNR-Y {val['psnr']:.3f} dB "
                               f"({val['gain']:+.3f} vs bicubic)")
