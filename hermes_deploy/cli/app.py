@@ -166,14 +166,17 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
           out: Path = typer.Option(Path("runs/tiny-x2"), "--out", "-o", help="Run folder."),
           val_every: int = typer.Option(200, help="Validate on the held-out photos every N steps."),
           max_minutes: float = typer.Option(0.0, help="Stop after this long (0 = no limit)."),
-          threads: int = typer.Option(0, help="Torch CPU threads (0 = default).")) -> None:
+          threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
+          router_steps: int = typer.Option(250, help="Stage 2: router calibration steps (0 = skip)."),
+          init: str = typer.Option("", help="Start from this checkpoint instead of from scratch.")) -> None:
     """Train a fidelity-mode model on the bundled photographs (reproduces the default)."""
     with guarded():
         from ..training import TrainConfig, train as run_training
 
         cfg = TrainConfig(preset=preset_name, scale=scale, steps=steps, batch=batch,
                           lr_patch=lr_patch, lr=lr, seed=seed, out_dir=str(out),
-                          val_every=val_every, max_minutes=max_minutes, threads=threads)
+                          val_every=val_every, max_minutes=max_minutes, threads=threads,
+                          router_steps=router_steps, init=init)
         result = run_training(cfg)
         typer.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min: loss "
                    f"{result.first_loss:.4f} -> {result.last_loss:.4f}, held-out PSNR-Y "

@@ -113,6 +113,9 @@ class Router(nn.Module):
         self.logits = nn.Linear(hidden, num_experts)
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
+        # Parameter-free normalization: image contexts differ by small amounts, and the
+        # router must tell them apart (without it, routing was decided by near-ties).
+        context = F.layer_norm(context, context.shape[-1:])
         return self.logits(F.gelu(self.hidden(context)))
 
 

@@ -56,6 +56,9 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
     val_photos: tuple[str, ...] = HELDOUT_PHOTOS
     progress: bool = True
+    router_steps: int = 250  # stage 2: router calibration on image-level contexts
+    router_lr: float = 1e-2
+    init: str = ""  # start from this checkpoint (e.g. a finished stage 1) instead of scratch
 
 
 @dataclass
@@ -110,6 +113,10 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if model is None and cfg.init:
+        from ..model.checkpoint import load_checkpoint
+
+        model = load_checkpoint(cfg.init)
     if model is None:
         model = Hermes(preset(cfg.preset, scale=cfg.scale))
     model.set_fidelity(True)
@@ -134,6 +141,8 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
     ema = None
     step = 0
     with log_path.open("w") as log:
+        if cfg.steps == 0 and cfg.progress:
+            bar.write("stage 1 skipped (--steps 0)")
         for step in range(1, cfg.steps + 1):
             model.train()
             for group in opt.param_groups:
@@ -173,6 +182,25 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
                 break
     if bar is not None:
         bar.close()
+    if cfg.router_steps:
+        from .router import calibrate_router
+
+        if cfg.progress:
+            print(f"stage 2: calibrating the router ({cfg.router_steps} steps)", flush=True)
+        losses = calibrate_router(model, sampler.images, degradations_for(cfg.scale)[0],
+                                  steps=cfg.router_steps, lr=cfg.router_lr, seed=cfg.seed)
+        last_loss = losses[-1] if losses else last_loss
+        model.eval()
+        val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val
+        entry = {"step": step, "stage": "router", "router_steps": cfg.router_steps,
+                 "seconds": round(time.monotonic() - start, 1), "val": val}
+        history.append(entry)
+        with log_path.open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+        save_checkpoint(model, out_dir / "last.safetensors",
+                        extra={"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
+                               "router_steps": str(cfg.router_steps),
+                               "val_psnr_y": f"{val['psnr']:.4f}"})
     model.moe.router_noise = 0.0
     model.eval()
     return TrainResult(checkpoint=str(out_dir / "last.safetensors"), steps=step,
