@@ -15,7 +15,7 @@ def test_few_steps_reduce_loss_and_write_checkpoint(tmp_path):
     photo = load_photo("rocket")[100:228, 200:328]
     cfg = TrainConfig(preset="tiny", scale=2, steps=12, batch=4, lr_patch=16, lr=1e-3,
                       warmup=2, val_every=0, out_dir=str(tmp_path / "run"), progress=False,
-                      router_noise=0.0)
+                      router_noise=0.0, router_steps=3)
     sampler = PairSampler(degradations_for(2), 32, 4, seed=1, images=[photo])
     held = [sampler.next_batch() for _ in range(3)]  # the crop set itself, fixed
     sampler.reset()
