@@ -188,7 +188,8 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
         if cfg.progress:
             print(f"stage 2: calibrating the router ({cfg.router_steps} steps)", flush=True)
         losses = calibrate_router(model, sampler.images, degradations_for(cfg.scale)[0],
-                                  steps=cfg.router_steps, lr=cfg.router_lr, seed=cfg.seed)
+                                  steps=cfg.router_steps, batch=cfg.batch,
+                                  gt_crop=cfg.lr_patch * cfg.scale, lr=cfg.router_lr, seed=cfg.seed)
         last_loss = losses[-1] if losses else last_loss
         model.eval()
         val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val

@@ -43,16 +43,21 @@ def test_fp16_matches_fp32_torch_on_real_photos(fp16_graphs):
     assert result.fp16_report["fp32"] < result.fp16_report["nodes"] / 2
 
 
-def test_islands_do_real_work(fp16_graphs):
-    """Without the measured islands the graph is worse; the figures go in the README."""
+def test_without_islands_nothing_breaks_on_this_model(fp16_graphs):
+    """Measured: the default model's activations stay far inside FP16's range, so a graph
+    with only the structural FP32 nodes (custom ops, shape arithmetic) is as good as the
+    planned one. The islands are a margin here; tests/export/test_fp16.py shows on a
+    graph with large activations what they prevent (inf / NaN)."""
     with_islands, without = fp16_graphs
+    assert without.fp16_report["fp32"] < with_islands.fp16_report["fp32"]
     kw = dict(images=PHOTOS, sizes=((160, 224),), batches=(1,))
     good = verify_onnx(with_islands.path, "default", **kw)
-    bad = verify_onnx(without.path, "default", **kw)
+    plain = verify_onnx(without.path, "default", **kw)
     good_psnr = min(c.psnr for c in good.cases)
-    bad_psnr = min(c.psnr if c.finite else -np.inf for c in bad.cases)
-    print(f"FP16 vs FP32 torch, min PSNR: islands {good_psnr:.2f} dB, no islands {bad_psnr:.2f} dB")
-    assert bad_psnr < good_psnr
+    plain_psnr = min(c.psnr if c.finite else -np.inf for c in plain.cases)
+    print(f"FP16 vs FP32 torch, min PSNR: islands {good_psnr:.2f} dB, no islands {plain_psnr:.2f} dB")
+    assert all(c.finite for c in plain.cases) and plain_psnr >= 45.0
+    assert abs(good_psnr - plain_psnr) < 3.0
 
 
 def test_fp16_graph_builds_with_tensorrt_rtx(fp16_graphs):
