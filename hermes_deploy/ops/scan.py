@@ -34,20 +34,26 @@ import torch
 from ._autograd import register_autograd_via_reference
 
 
-def _segment_sum(a: torch.Tensor) -> torch.Tensor:
-    """(..., T) log-decays -> (..., T, T) with [i, j] = sum(a[j+1..i]) for i >= j, else -inf."""
-    t = a.shape[-1]
-    cum = torch.cumsum(a, dim=-1)
+def _causal_decay(cum: torch.Tensor) -> torch.Tensor:
+    """(..., T) running log-decays -> (..., T, T) with [i, j] = exp(cum[i] - cum[j]) for
+    i >= j and 0 above the diagonal.
+
+    ``cum`` is non-increasing (log-decays are <= 0), so the lower triangle of the
+    difference is <= 0; clamping at 0 keeps the upper triangle finite before the causal
+    mask multiplies it away. A multiplicative mask instead of ``where(..., -inf)`` keeps
+    the lowered graph to Sub/Min/Exp/Mul.
+    """
+    t = cum.shape[-1]
     diff = cum.unsqueeze(-1) - cum.unsqueeze(-2)
-    idx = torch.arange(t, device=a.device)
-    lower = idx.unsqueeze(-1) >= idx.unsqueeze(0)
-    return torch.where(lower, diff, torch.full_like(diff, float("-inf")))
+    idx = torch.arange(t, device=cum.device)
+    lower = (idx.unsqueeze(-1) >= idx.unsqueeze(0)).to(cum.dtype)
+    return torch.exp(torch.clamp(diff, max=0.0)) * lower
 
 
 def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
-    """Pure PyTorch SSD evaluation of the contract above."""
+    """Pure PyTorch SSD evaluation of the contract above (batched matmuls only)."""
     b, l, h, p = x.shape
-    g = B.shape[2]
+    g, n = B.shape[2], B.shape[3]
     # Pad to a multiple of the chunk unconditionally (pad may be 0), computed as an
     # explicit multiple so it traces once for every length.
     lp = (l + chunk - 1) // chunk * chunk
@@ -56,33 +62,35 @@ def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     dt = torch.nn.functional.pad(dt, (0, 0, 0, pad))
     B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
     C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
-    c = lp // chunk
-    rep = h // g
-    Bh = B.repeat_interleave(rep, dim=2).reshape(b, c, chunk, h, -1)
-    Ch = C.repeat_interleave(rep, dim=2).reshape(b, c, chunk, h, -1)
-    xdt = (x * dt.unsqueeze(-1)).reshape(b, c, chunk, h, p)
-    a = (dt * A).reshape(b, c, chunk, h).permute(0, 3, 1, 2)  # (b, h, c, T)
-    a_cum = torch.cumsum(a, dim=-1)
+    c, t, rep = lp // chunk, chunk, h // g
 
-    # 1. within each chunk
-    decay = torch.exp(_segment_sum(a))  # (b, h, c, T, T)
-    scores = torch.einsum("bclhn,bcshn->bhcls", Ch, Bh) * decay
-    y = torch.einsum("bhcls,bcshp->bclhp", scores, xdt)
+    def heads_first(v, width):  # (b, lp, g, width) -> (b, c, h, T, width)
+        v = v.reshape(b, c, t, g, 1, width).expand(b, c, t, g, rep, width)
+        return v.reshape(b, c, t, h, width).permute(0, 1, 3, 2, 4)
+
+    Bh, Ch = heads_first(B, n), heads_first(C, n)
+    xdt = (x * dt.unsqueeze(-1)).reshape(b, c, t, h, p).permute(0, 1, 3, 2, 4)  # (b,c,h,T,p)
+    a_cum = torch.cumsum((dt * A).reshape(b, c, t, h).permute(0, 1, 3, 2), dim=-1)  # (b,c,h,T)
+
+    # 1. within each chunk: (C B^T * decay) x
+    y = ((Ch @ Bh.transpose(-1, -2)) * _causal_decay(a_cum)) @ xdt  # (b,c,h,T,p)
 
     # 2. state at the end of each chunk from its own inputs
-    to_end = torch.exp(a_cum[..., -1:] - a_cum)  # (b, h, c, T)
-    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", Bh, to_end, xdt)
+    to_end = torch.exp(a_cum[..., -1:] - a_cum).unsqueeze(-1)  # (b,c,h,T,1)
+    states = (Bh * to_end).transpose(-1, -2) @ xdt  # (b,c,h,n,p)
 
     # 3. carry states across chunks (zero initial state)
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
-    chunk_decay = torch.exp(_segment_sum(torch.nn.functional.pad(a_cum[..., -1], (1, 0))))
-    states = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)[:, :-1]
+    chunk_cum = torch.cumsum(torch.nn.functional.pad(a_cum[..., -1].permute(0, 2, 1), (1, 0)), -1)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)  # (b,c+1,h,n,p)
+    flat = states.permute(0, 2, 1, 3, 4).reshape(b, h, c + 1, n * p)
+    carried = (_causal_decay(chunk_cum) @ flat)[:, :, :-1]  # state entering each chunk
+    carried = carried.reshape(b, h, c, n, p).permute(0, 2, 1, 3, 4)  # (b,c,h,n,p)
 
     # 4. contribution of the carried state to each output
-    from_start = torch.exp(a_cum)  # (b, h, c, T)
-    y = y + torch.einsum("bclhn,bchpn,bhcl->bclhp", Ch, states, from_start)
+    y = y + (Ch @ carried) * torch.exp(a_cum).unsqueeze(-1)
+    y = y.permute(0, 1, 3, 2, 4).reshape(b, lp, h, p)
     # crop by gather: a slice would make torch.export guard on l < lp
-    return y.reshape(b, lp, h, p).index_select(1, torch.arange(l, device=y.device))
+    return y.index_select(1, torch.arange(l, device=y.device))
 
 
 @torch.library.custom_op("hermes::selective_scan", mutates_args=())
