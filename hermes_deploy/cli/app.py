@@ -145,7 +145,8 @@ def verify(onnx_file: Path = typer.Argument(..., help="Exported main graph (.onn
     with guarded():
         from ..export.verify import verify_onnx
 
-        report = verify_onnx(onnx_file, reference, images, max_abs_tol=tolerance, min_psnr=min_psnr)
+        report = verify_onnx(onnx_file, reference, images or None, max_abs_tol=tolerance,
+                             min_psnr=min_psnr)
         if json_out:
             typer.echo(json.dumps({"passed": report.passed, "cases": [c.__dict__ for c in report.cases]},
                                   indent=2, default=str))

@@ -22,18 +22,14 @@ class OrtRunner:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise MissingDependencyError("onnxruntime", "onnx", "running ONNX models") from None
-        from ..export.verify import ort_session
+        from ..export.verify import context_graph_path, ort_session
 
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"'{self.path}' does not exist; export it with hermes-export onnx")
         self.spec = ModelSpec.from_onnx(self.path)
-        ctx_path = self.path.with_name(self.spec.context_graph or "")
-        if not self.spec.context_graph or not ctx_path.is_file():
-            raise InputError(f"context graph '{ctx_path.name}' is missing next to '{self.path.name}'; "
-                             "re-export with hermes-export onnx")
         self._main = ort_session(self.path, threads)
-        self._ctx = ort_session(ctx_path, threads)
+        self._ctx = ort_session(context_graph_path(self.path, self.spec), threads)
 
     def __enter__(self) -> "OrtRunner":
         return self

@@ -65,10 +65,11 @@ def make_fp16(main, torch_model, options, islands: bool = True):
     ``islands=False`` keeps only the structural FP32 nodes (custom ops, shape
     arithmetic): the baseline that shows what the measured islands are for.
     """
-    feeds = calibration_feeds(torch_model, options.tile, options.batch)
-    ranges = measure_ranges(custom_ops.with_lowerings(main), feeds) if islands else {}
-    plan = plan_islands(main, ranges, op_types_fp32=(), max_abs=float("inf")) if not islands \
-        else plan_islands(main, ranges)
+    if islands:
+        feeds = calibration_feeds(torch_model, options.tile, options.batch)
+        plan = plan_islands(main, measure_ranges(custom_ops.with_lowerings(main), feeds))
+    else:
+        plan = plan_islands(main, {}, op_types_fp32=(), max_abs=float("inf"))
     model16 = convert_fp16(main, plan, keep_io_fp32=True)
     report = fp16_report(plan)
     if options.target == "portable":
@@ -78,6 +79,9 @@ def make_fp16(main, torch_model, options, islands: bool = True):
 
 def runnable_on_cpu(model):
     """FP16 graphs are checked on CPU through the round-trip emulation (see .fp16)."""
-    has_fp16 = any(i.data_type == 10 for i in model.graph.initializer) or any(
-        v.type.tensor_type.elem_type == 10 for v in model.graph.value_info)
+    from onnx import TensorProto
+
+    fp16 = TensorProto.FLOAT16
+    has_fp16 = any(i.data_type == fp16 for i in model.graph.initializer) or any(
+        v.type.tensor_type.elem_type == fp16 for v in model.graph.value_info)
     return emulate_fp16(model) if has_fp16 else model

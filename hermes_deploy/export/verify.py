@@ -82,6 +82,15 @@ def ort_session(model_or_path, threads: int = 0):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
+def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:
+    """The companion context graph named in ``spec``, which must sit next to the main graph."""
+    path = onnx_path.with_name(spec.context_graph or "")
+    if not spec.context_graph or not path.is_file():
+        raise InputError(f"context graph '{path.name}' is missing next to '{onnx_path.name}'; "
+                         "keep it beside the main graph or re-export with hermes-export onnx")
+    return path
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
@@ -131,12 +140,12 @@ def verify_onnx(onnx_path: str | Path, reference: str | None = None, images: lis
         raise InputError(f"reference is x{model.config.scale} but the graph is x{spec.scale}; "
                          "pass the checkpoint it was exported from")
     main = ort_session(onnx_path)
-    ctx_path = onnx_path.with_name(spec.context_graph) if spec.context_graph else None
-    if ctx_path is None or not ctx_path.is_file():
-        raise InputError(f"context graph '{ctx_path}' is missing; keep it next to the main graph")
-    ctx_sess = ort_session(ctx_path)
-    photos = load_eval_images(images) if images is not None else [
-        (p, img) for p, img in load_eval_images(list(HELDOUT_PHOTOS[:1]))]
+    ctx_sess = ort_session(context_graph_path(onnx_path, spec))
+    if images is None:
+        images = list(HELDOUT_PHOTOS[:1])
+    # an explicit empty list means random inputs only (load_eval_images([]) would
+    # fall back to every held-out photo)
+    photos = load_eval_images(images) if images else []
     report = VerifyReport(path=str(onnx_path), spec=spec, max_abs_tol=max_abs_tol, min_psnr=min_psnr)
     for name, x in _cases(spec, sizes, batches, photos, seed):
         context = ctx_sess.run(None, {"input": x})[0]

@@ -95,6 +95,12 @@ def validate(model: Hermes, scale: int, photos: tuple[str, ...], images=None) ->
             "per_image": {s.name: round(s.psnr, 3) for s in report.images}}
 
 
+def _checkpoint_record(cfg: TrainConfig, step: int, val: dict, **more: str) -> dict[str, str]:
+    """Checkpoint metadata recording how the weights were made."""
+    return {"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
+            "val_psnr_y": f"{val['psnr']:.4f}", **more}
+
+
 def train_step_loss(model: Hermes, lq: torch.Tensor, gt: torch.Tensor, cfg: TrainConfig):
     out, aux = model(lq, return_aux=True)
     active = slice(0, GENERATIVE) if model.moe.mask_generative else slice(None)
@@ -171,8 +177,7 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
                 history.append(entry)
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
-                extra = {"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
-                         "val_psnr_y": f"{val['psnr']:.4f}"}
+                extra = _checkpoint_record(cfg, step, val)
                 save_checkpoint(model, out_dir / "last.safetensors", extra=extra)
                 save_checkpoint(model, out_dir / f"step{step:05d}.safetensors", extra=extra)
                 if bar is not None:
@@ -199,9 +204,7 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
         with log_path.open("a") as log:
             log.write(json.dumps(entry) + "\n")
         save_checkpoint(model, out_dir / "last.safetensors",
-                        extra={"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
-                               "router_steps": str(cfg.router_steps),
-                               "val_psnr_y": f"{val['psnr']:.4f}"})
+                        extra=_checkpoint_record(cfg, step, val, router_steps=str(cfg.router_steps)))
     model.moe.router_noise = 0.0
     model.eval()
     return TrainResult(checkpoint=str(out_dir / "last.safetensors"), steps=step,
