@@ -23,7 +23,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` ordinary file permissions (mkstemp makes it private) and rename it."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)

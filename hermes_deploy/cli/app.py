@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from .common import JsonOpt, ModelArg, ScaleOpt, guarded
+from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile as _parse_tile
+from .infer_cmd import bench, infer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Deploy HERMES-IR/SR image restoration and super-resolution models.")
@@ -80,18 +81,6 @@ def eval_cmd(model: str = ModelArg,
         util = report.extra.get("utilization")
         if util:
             typer.echo("routing mass: " + ", ".join(f"{k} {v:.1%}" for k, v in util.items()))
-
-
-def _parse_tile(tile: str | None) -> tuple[int, int] | None:
-    if not tile:
-        return None
-    try:
-        h, w = (int(v) for v in tile.lower().split("x"))
-    except ValueError:
-        from ..errors import InputError
-
-        raise InputError(f"--tile must look like 256x256 (HxW), got '{tile}'") from None
-    return h, w
 
 
 @app.command("onnx")
@@ -183,6 +172,10 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
                    f"{result.first_loss:.4f} -> {result.last_loss:.4f}, held-out PSNR-Y "
                    f"{result.val_psnr:.3f} dB ({result.val_gain:+.3f} vs baseline)")
         typer.echo(f"checkpoint: {result.checkpoint}")
+
+
+app.command("infer")(infer)
+app.command("bench")(bench)
 
 
 def main() -> None:

@@ -45,3 +45,21 @@ def guarded() -> Iterator[None]:
 
 def echo_err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def parse_tile(tile: str | None) -> tuple[int, int] | None:
+    """'256x192' (HxW) or '256' -> (256, 192) / (256, 256); None stays None."""
+    if not tile:
+        return None
+    from ..errors import InputError
+
+    try:
+        parts = [int(v) for v in tile.lower().split("x")]
+        if len(parts) == 1:
+            parts *= 2
+        h, w = parts
+    except ValueError:
+        raise InputError(f"--tile must look like 256x256 (HxW) or 256, got '{tile}'") from None
+    if h < 1 or w < 1:
+        raise InputError(f"--tile must be positive, got '{tile}'")
+    return h, w

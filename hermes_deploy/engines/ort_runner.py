@@ -16,8 +16,19 @@ from ..errors import InputError, MissingDependencyError
 from ..spec import ModelSpec
 
 
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def best_providers() -> list[str]:
+    """Execution providers present in this onnxruntime build, fastest first."""
+    import onnxruntime as ort
+
+    present = set(ort.get_available_providers())
+    return [p for p in PREFERRED_PROVIDERS if p in present] or ["CPUExecutionProvider"]
+
+
 class OrtRunner:
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None) -> None:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -28,8 +39,11 @@ class OrtRunner:
         if not self.path.is_file():
             raise InputError(f"'{self.path}' does not exist; export it with hermes-export onnx")
         self.spec = ModelSpec.from_onnx(self.path)
-        self._main = ort_session(self.path, threads)
+        providers = providers or best_providers()
+        self._main = ort_session(self.path, threads, providers)
+        # the context graph is small and runs once per image: CPU is enough
         self._ctx = ort_session(context_graph_path(self.path, self.spec), threads)
+        self.name = f"onnxruntime ({self._main.get_providers()[0]})"
 
     def __enter__(self) -> "OrtRunner":
         return self

@@ -122,6 +122,22 @@ def _opset(domain: str, version: int):
     return helper.make_opsetid(domain, version)
 
 
+def describe_model(model, source: str = "") -> ModelSpec:
+    """The ModelSpec of a deploy-form torch model (FP32, dynamic shapes, no graph yet)."""
+    from ..model.stats import effective_receptive_radius
+
+    cfg = model.config
+    radius = effective_receptive_radius(model)
+    overlap = max(cfg.size_multiple, -(-radius // 8) * 8)
+    return ModelSpec(
+        scale=cfg.scale, in_channels=cfg.in_channels, out_channels=cfg.in_channels,
+        size_multiple=cfg.size_multiple, min_size=1, tile_overlap=overlap,
+        receptive_radius=radius, context_channels=cfg.context_channels,
+        precision="fp32", io_dtype="float32", target="portable", opset=18,
+        fidelity=cfg.fidelity, noise_name=None, source_sha256=_source_hash(source) if source else "",
+        package_version=__version__, preset=cfg.preset)
+
+
 def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
                 options: ExportOptions = ExportOptions(), progress=None) -> ExportResult:
     """Export ``source`` (bundled name, checkpoint or preset) to ONNX; see module doc."""
@@ -129,7 +145,6 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
 
     from ..model.api import load_model
     from ..model.deploy import deploy
-    from ..model.stats import effective_receptive_radius
 
     say = progress or (lambda msg: None)
     start = time.perf_counter()
@@ -145,8 +160,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
                          "checkpoint to use --keep-generative")
     cfg = model.config
     say("measuring the receptive field")
-    radius = effective_receptive_radius(model)
-    overlap = max(cfg.size_multiple, -(-radius // 8) * 8)
+    base_spec = describe_model(model, str(source))
 
     class Main(torch.nn.Module):
         def __init__(self, net):
@@ -193,16 +207,11 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
                             ["input"], ["context"], {"input": ctx_dims},
                             ExportOptions(target="portable", opset=options.opset))
     context_path = output.with_name(output.stem + ".context.onnx")
-    spec = ModelSpec(
-        scale=cfg.scale, in_channels=cfg.in_channels, out_channels=cfg.in_channels,
-        size_multiple=cfg.size_multiple, min_size=1, tile_overlap=overlap,
-        receptive_radius=radius, context_channels=cfg.context_channels,
-        precision=options.precision, io_dtype="float32", target=options.target,
-        opset=options.opset, fidelity=fidelity, noise_name=None if fidelity else "noise",
+    spec = base_spec.replace(
+        precision=options.precision, target=options.target, opset=options.opset,
+        fidelity=fidelity, noise_name=None if fidelity else "noise",
         tile=tuple(options.tile) if options.tile else None, batch=options.batch,
-        context_graph=context_path.name, source_sha256=_source_hash(str(source)),
-        package_version=__version__, preset=cfg.preset,
-    )
+        context_graph=context_path.name)
     fp16_report = None
     if options.precision == "fp16":
         say("converting to FP16 with FP32 islands (measuring activation ranges)")

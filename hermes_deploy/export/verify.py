@@ -63,8 +63,9 @@ class VerifyReport:
         return "\n".join(rows)
 
 
-def ort_session(model_or_path, threads: int = 0):
-    """An onnxruntime CPU session; ``tensorrt``-target graphs get their lowerings."""
+def ort_session(model_or_path, threads: int = 0, providers: list[str] | None = None):
+    """An onnxruntime session (CPU unless ``providers`` says otherwise);
+    ``tensorrt``-target graphs get their lowerings."""
     import onnx
     import onnxruntime as ort
 
@@ -79,7 +80,8 @@ def ort_session(model_or_path, threads: int = 0):
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=providers or ["CPUExecutionProvider"])
 
 
 def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:

@@ -1,0 +1,149 @@
+"""``hermes-export infer`` and ``hermes-export bench``: the tiled runtime from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .common import JsonOpt, echo_err, guarded, parse_tile
+
+BackendOpt = typer.Option("auto", "--backend", "-b",
+                          help="auto, onnxruntime, torch or tensorrt (auto picks the best present).")
+ModelOpt = typer.Option("default", "--model", "-m",
+                        help="Bundled name, checkpoint, exported .onnx or TensorRT .engine.")
+TileOpt = typer.Option("256", "--tile", help="Tile size in input pixels, HxW or N.")
+OverlapOpt = typer.Option(None, "--overlap", help="Tile overlap in input pixels (default: the "
+                          "model's recommended overlap, from its receptive field).")
+BatchOpt = typer.Option(1, "--batch", help="Tiles per inference call.")
+ThreadsOpt = typer.Option(0, "--threads", help="Backend CPU threads (0 = all cores).")
+
+SAMPLE_NAME = "sample-astronaut.png"
+
+
+def _progress_factory(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    def make(total: int, name: str):
+        return tqdm(total=total, desc=name[:24], unit="tile", leave=False, dynamic_ncols=True)
+
+    return make
+
+
+def _write_sample(outdir: Path) -> Path:
+    """A bundled photograph, downscaled x2 with bicubic: the low-resolution sample input."""
+    import numpy as np
+    from PIL import Image
+
+    from ..quality.degrade import bicubic_down
+    from ..quality.photos import load_photo
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / "inputs" / SAMPLE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    low = bicubic_down(load_photo("astronaut"), 2)
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray((np.clip(low, 0, 1) * 255 + 0.5).astype(np.uint8)).save(tmp, format="PNG")
+    return path
+
+
+def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or glob patterns."),
+          output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+          model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
+          overlap: int = OverlapOpt, batch: int = BatchOpt, threads: int = ThreadsOpt,
+          fmt: str = typer.Option("auto", "--format", help="auto (same as input), png, jpg, webp "
+                                  "or tif."),
+          overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist."),
+          max_pixels: int = typer.Option(None, "--max-pixels", help="Largest accepted input in "
+                                         "pixels (default: Pillow's decompression-bomb limit)."),
+          sample: bool = typer.Option(False, "--sample", help="Also run on a bundled sample photo "
+                                      "(written to OUTPUT/inputs)."),
+          report: Path = typer.Option(None, "--report", help="Write a JSON report here "
+                                      "(default: OUTPUT/hermes-report.json)."),
+          progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+          json_out: bool = JsonOpt) -> None:
+    """Restore / upscale images with tiled inference (any size, one or thousands)."""
+    with guarded():
+        from ..atomic import atomic_path
+        from ..engines.select import open_runner
+        from ..errors import InputError
+        from ..runtime.batch import run_batch
+        from ..runtime.tiler import TileOptions
+
+        items = list(inputs or [])
+        if sample:
+            items.append(str(_write_sample(output)))
+        if not items:
+            raise InputError("no inputs; pass image files, folders or globs (or --sample)")
+        if batch < 1:
+            raise InputError(f"--batch must be >= 1, got {batch}")
+        runner, why = open_runner(model, backend, threads=threads,
+                                  say=lambda m: echo_err(f"... {m}"))
+        with runner:
+            s = runner.spec
+            echo_err(f"backend: {runner.name} - {why}")
+            echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
+                     f"{s.tile_overlap if overlap is None else overlap}px")
+            options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch)
+            result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
+                               max_pixels=max_pixels, say=echo_err,
+                               progress_factory=_progress_factory(progress))
+        data = result.to_dict()
+        report_path = report or output / "hermes-report.json"
+        with atomic_path(report_path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            typer.echo(f"{data['done']} done, {data['skipped']} skipped, {data['failed']} failed "
+                       f"in {data['wall_seconds']:.1f}s ({data['megapixels_per_second']:.3f} MP/s "
+                       f"input) on {data['backend']}; report: {report_path}")
+        if result.failed:
+            raise typer.Exit(1)
+
+
+def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
+          overlap: int = OverlapOpt, batch: int = BatchOpt, threads: int = ThreadsOpt,
+          size: str = typer.Option("512x512", "--size", help="Input image size HxW."),
+          repeat: int = typer.Option(2, "--repeat", help="Timed runs (after one warm-up)."),
+          json_out: bool = JsonOpt) -> None:
+    """Throughput of a model / backend / tile setting on a real photograph (machine-readable)."""
+    with guarded():
+        import numpy as np
+
+        from ..engines.select import open_runner
+        from ..quality.photos import load_photo
+        from ..runtime.tiler import TileOptions, restore_array
+
+        h, w = parse_tile(size)
+        photo = load_photo("astronaut")
+        reps = (-(-h // photo.shape[0]), -(-w // photo.shape[1]), 1)
+        image = np.ascontiguousarray(np.tile(photo, reps)[:h, :w])
+        runner, why = open_runner(model, backend, threads=threads,
+                                  say=lambda m: echo_err(f"... {m}"))
+        options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch)
+        with runner:
+            restore_array(runner, image, options)  # warm-up
+            runs = [restore_array(runner, image, options)[1] for _ in range(max(1, repeat))]
+        best = min(runs, key=lambda r: r.wall_seconds)
+        data = {"backend": runner.name, "why": why, "size": [h, w], "tile": list(best.tile),
+                "overlap": best.overlap, "batch": batch, "grid": list(best.grid),
+                "tiles": best.tiles, "wall_seconds": round(best.wall_seconds, 4),
+                "compute_seconds": round(best.compute_seconds, 4),
+                "overhead": round(best.wall_seconds / best.compute_seconds, 4),
+                "megapixels_per_second": round(best.megapixels_per_second, 4),
+                "output_megapixels_per_second": round(best.megapixels_per_second
+                                                      * runner.spec.scale ** 2, 4)}
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            typer.echo(f"{data['backend']}: {h}x{w} in {data['tiles']} tiles "
+                       f"{best.tile[0]}x{best.tile[1]} (grid {best.grid[0]}x{best.grid[1]}, "
+                       f"overlap {best.overlap}), {data['wall_seconds']:.2f}s wall, "
+                       f"{data['compute_seconds']:.2f}s in the backend (x{data['overhead']:.3f}), "
+                       f"{data['megapixels_per_second']:.3f} MP/s input")

@@ -1,0 +1,153 @@
+"""Batch driver: many inputs (files, folders, globs) -> one output folder.
+
+- Outputs are named ``<stem><suffix>`` in the output folder; existing outputs are
+  skipped unless ``overwrite``, so a killed run resumes where it stopped.
+- Every output is written under a temporary name and renamed when complete
+  (:class:`~hermes_deploy.runtime.images.ImageSink`): never a partial file.
+- A failing input is reported in one line and the batch goes on; the report counts
+  failures so the caller can exit non-zero.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import HermesError, InputError
+from .images import INPUT_SUFFIXES, OutputError, output_suffix, ImageInfo
+from .tiler import TileOptions, restore_file
+
+
+@dataclass
+class ItemResult:
+    source: str
+    output: str | None
+    status: str  # done | skipped | failed
+    message: str = ""
+    seconds: float = 0.0
+    megapixels: float = 0.0  # input megapixels
+    tiles: int = 0
+    compute_seconds: float = 0.0
+
+
+@dataclass
+class BatchReport:
+    backend: str
+    items: list[ItemResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    def to_dict(self) -> dict:
+        mp = sum(i.megapixels for i in self.items if i.status == "done")
+        return {"backend": self.backend, "done": self.count("done"),
+                "skipped": self.count("skipped"), "failed": self.failed,
+                "megapixels": round(mp, 4), "wall_seconds": round(self.wall_seconds, 3),
+                "megapixels_per_second": round(mp / self.wall_seconds, 4) if self.wall_seconds else 0,
+                "items": [asdict(i) for i in self.items]}
+
+
+def collect_inputs(inputs: list[str]) -> list[Path]:
+    """Expand files, folders (their images, sorted) and glob patterns, keeping order."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir()
+                            if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+        elif path.exists():
+            found.append(path)  # an explicit file is tried whatever its suffix
+        elif glob.has_magic(item):
+            found += sorted(Path(p) for p in glob.glob(item, recursive=True)
+                            if Path(p).is_file() and Path(p).suffix.lower() in INPUT_SUFFIXES)
+        else:
+            found.append(path)  # reported as missing by the batch
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hermes-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder '{folder}' ({exc.strerror or exc}); "
+                          "choose a writable folder with -o") from None
+
+
+def output_for(source: Path, outdir: Path, fmt: str) -> Path:
+    info = ImageInfo(0, 0, 3, False, 8, source.suffix.lower())
+    return outdir / (source.stem + output_suffix(fmt, info))
+
+
+def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
+              options: TileOptions = TileOptions(), fmt: str = "auto", overwrite: bool = False,
+              max_pixels: int | None = None, say=None, progress_factory=None) -> BatchReport:
+    """Restore every input into ``outdir``; see module doc."""
+    say = say or (lambda msg: None)
+    outdir = Path(outdir)
+    sources = collect_inputs(inputs)
+    if not sources:
+        raise InputError("no input images found; pass image files, folders or glob patterns "
+                         f"({', '.join(INPUT_SUFFIXES)})")
+    check_writable(outdir)
+    output_suffix(fmt, ImageInfo(0, 0, 3, False, 8, ".png"))  # validate the format early
+    report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
+    start = time.perf_counter()
+    claimed: dict[Path, Path] = {}
+    for source in sources:
+        out = output_for(source, outdir, fmt)
+        item = ItemResult(source=str(source), output=str(out), status="done")
+        report.items.append(item)
+        if out in claimed:
+            item.status, item.message = "failed", (f"{source.name}: output {out.name} is already "
+                                                   f"produced by {claimed[out].name}; rename one")
+            say(f"failed  {item.message}")
+            continue
+        claimed[out] = source
+        if out.exists() and not overwrite:
+            item.status, item.message = "skipped", "output exists (use --overwrite to redo)"
+            say(f"skipped {source.name}: {out.name} exists (use --overwrite to redo)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            result = restore_file(runner, source, out, options, max_pixels, progress_factory)
+        except HermesError as exc:
+            item.status, item.message = "failed", _named(source, str(exc))
+            say(f"failed  {item.message}")
+            continue
+        except MemoryError:
+            item.status = "failed"
+            item.message = f"{source.name}: out of memory; lower --tile or --batch"
+            say(f"failed  {item.message}")
+            continue
+        item.seconds = time.perf_counter() - t0
+        item.megapixels = result.size[0] * result.size[1] / 1e6
+        item.tiles = result.stats.tiles
+        item.compute_seconds = result.stats.compute_seconds
+        say(f"done    {source.name} -> {out.name}  {result.size[0]}x{result.size[1]} -> "
+            f"{result.out_size[0]}x{result.out_size[1]}, {result.stats.tiles} tiles "
+            f"{result.stats.grid[0]}x{result.stats.grid[1]}, {item.seconds:.1f}s")
+    report.wall_seconds = time.perf_counter() - start
+    return report
+
+
+def _named(source: Path, message: str) -> str:
+    return message if message.startswith(source.name) else f"{source.name}: {message}"

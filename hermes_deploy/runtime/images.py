@@ -1,0 +1,333 @@
+"""Streaming image input and output (libvips through pyvips, tifffile).
+
+Reading: :class:`ImageSource` opens a file with libvips in sequential mode and hands
+out rows top to bottom, so a huge PNG/JPEG/TIFF/WebP never sits in memory whole.
+8- and 16-bit samples, grey and RGB, with or without alpha. EXIF orientation is applied
+(``autorot``); CMYK and other colour spaces are converted to sRGB; the ICC profile is
+kept and written back. Alpha never goes through the network: it is upscaled on its own
+(bicubic, by libvips) and joined back at the end.
+
+Writing: :class:`ImageSink` streams finished rows into an uncompressed temporary TIFF
+(tifffile writes strips from an iterator), then libvips converts that TIFF in
+sequential mode into the final format beside the destination under a temporary name,
+and renames it into place. Memory therefore stays flat in the image size, and a
+destination is either complete or absent: a failure (full disk, corrupt input, an
+interrupt) removes the temporaries and never leaves a partial file.
+
+Guards: a pixel limit (default the same as Pillow's decompression-bomb limit) refuses
+enormous images before any decoding, with the flag to raise it in the message.
+Truncated and corrupt files fail (libvips ``fail_on="truncated"``) instead of yielding
+grey rows.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import publish
+from ..errors import HermesError, InputError, MissingDependencyError
+
+# Pillow's Image.MAX_IMAGE_PIXELS: the same decompression-bomb guard, kept on by default.
+DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif",
+           "tiff": ".tif"}
+EIGHT_BIT_ONLY = (".jpg", ".webp")
+
+
+class OutputError(HermesError):
+    """An output cannot be written (folder not writable, disk full)."""
+
+
+def _vips():
+    try:
+        import pyvips
+    except (ImportError, OSError):
+        raise MissingDependencyError("pyvips", "runtime", "reading and writing images") from None
+    return pyvips
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    channels: int  # colour channels without alpha: 1 (grey) or 3
+    alpha: bool
+    depth: int  # 8 or 16 bits per sample
+    suffix: str  # of the source file (lower case)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+class ImageSource:
+    """A decoded-on-demand image; rows must be read top to bottom (see module doc)."""
+
+    def __init__(self, path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        pyvips = _vips()
+        self.path = Path(path)
+        name = self.path.name
+        if not self.path.is_file():
+            raise InputError(f"{name}: no such file")
+        if self.path.stat().st_size == 0:
+            raise InputError(f"{name}: empty file (0 bytes); re-export or re-download it")
+        try:
+            header = pyvips.Image.new_from_file(str(self.path), access="sequential",
+                                                fail_on="truncated")
+        except pyvips.Error as exc:
+            raise InputError(f"{name}: not a readable image ({_first(exc)}); supported: PNG, "
+                             "JPEG, TIFF, WebP") from None
+        if max_pixels and header.width * header.height > max_pixels:
+            raise InputError(f"{name}: {header.width}x{header.height} is "
+                             f"{header.width * header.height / 1e6:.0f} MP, over the pixel limit "
+                             f"of {max_pixels / 1e6:.0f} MP; raise it with --max-pixels if the "
+                             "file is trusted")
+        fields = header.get_fields()
+        self.icc = header.get("icc-profile-data") if "icc-profile-data" in fields else None
+        self._rotate = (header.get("orientation") if "orientation" in fields else 1) not in (0, 1)
+        image, alpha = self._open()
+        self._image = image
+        depth = 16 if image.format == "ushort" else 8
+        self.info = ImageInfo(width=image.width, height=image.height,
+                              channels=1 if image.bands == 1 else 3, alpha=alpha is not None,
+                              depth=depth, suffix=self.path.suffix.lower())
+        self._next_row = 0
+
+    def _open(self):
+        """A fresh sequential pipeline: (colour image, alpha image or None)."""
+        pyvips = _vips()
+        if self._rotate:
+            # rotating by 90 degrees needs random access; libvips decodes to a temp file
+            image = pyvips.Image.new_from_file(str(self.path), access="random",
+                                               fail_on="truncated").autorot()
+        else:
+            image = pyvips.Image.new_from_file(str(self.path), access="sequential",
+                                               fail_on="truncated")
+        return self._normalize(image, self.path.name)
+
+    @staticmethod
+    def _normalize(image, name):
+        interp = str(image.interpretation)
+        if interp in ("cmyk", "lab", "labs", "labq", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv"):
+            image = image.colourspace("srgb")
+        if image.format not in ("uchar", "ushort"):
+            if image.format in ("char", "short"):
+                image = image.cast("uchar" if image.format == "char" else "ushort")
+            else:
+                raise InputError(f"{name}: {image.format} samples are not supported; save it "
+                                 "as an 8- or 16-bit image")
+        alpha = None
+        if image.bands in (2, 4):
+            alpha = image.extract_band(image.bands - 1)
+            image = image.extract_band(0, n=image.bands - 1)
+        if image.bands not in (1, 3):
+            raise InputError(f"{name}: {image.bands} channels are not supported; save it as "
+                             "grey, RGB or RGBA")
+        return image, alpha
+
+    def read_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) as float32 (rows, W, 3) in [0, 1]; y0 must continue the last read."""
+        if y0 != self._next_row:
+            raise RuntimeError(f"rows must be read in order (expected {self._next_row}, got {y0})")
+        pyvips = _vips()
+        try:
+            raw = self._image.crop(0, y0, self.info.width, y1 - y0).numpy()
+        except pyvips.Error as exc:
+            raise InputError(f"{self.path.name}: decoding failed at row {y0} ({_first(exc)}); "
+                             "the file is truncated or corrupt") from None
+        self._next_row = y1
+        return to_float(raw, self.info.depth)
+
+    def whole(self, max_side: int | None = None) -> np.ndarray:
+        """The whole image (rgb float32), downscaled so its long side <= max_side."""
+        pyvips = _vips()
+        try:
+            image, _ = self._open()
+            long_side = max(image.width, image.height)
+            if max_side and long_side > max_side:
+                image = image.resize(max_side / long_side, kernel="cubic")
+            raw = image.numpy()
+        except pyvips.Error as exc:
+            raise InputError(f"{self.path.name}: decoding failed ({_first(exc)}); the file is "
+                             "truncated or corrupt") from None
+        return to_float(raw, self.info.depth)
+
+    def alpha_upscaled(self, scale: int):
+        """A lazy libvips image of the alpha channel resized by ``scale`` (or None)."""
+        if not self.info.alpha:
+            return None
+        _, alpha = self._open()  # its own pipeline: the colour rows are read separately
+        return alpha if scale == 1 else alpha.resize(scale, kernel="cubic")
+
+
+def _first(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # pyvips puts the generic message first and libvips' reason after it
+    detail = [ln for ln in lines[1:] if not ln.startswith("unable to")]
+    return " ".join((detail or lines or [type(exc).__name__])[:2])[:200]
+
+
+def to_float(raw: np.ndarray, depth: int) -> np.ndarray:
+    if raw.ndim == 2:
+        raw = raw[:, :, None]
+    x = raw.astype(np.float32) * np.float32(1.0 / (65535.0 if depth == 16 else 255.0))
+    if x.shape[2] == 1:
+        x = np.repeat(x, 3, axis=2)
+    return x
+
+
+def from_float(rows: np.ndarray, depth: int, channels: int) -> np.ndarray:
+    """(rows, W, 3) float [0, 1] -> (rows, W, channels) uint8/uint16, rounded."""
+    if channels == 1:
+        rows = rows.mean(axis=2, keepdims=True)
+    peak = 65535.0 if depth == 16 else 255.0
+    out = np.clip(rows, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
+    return out.astype(np.uint16 if depth == 16 else np.uint8)
+
+
+def output_suffix(fmt: str, source: ImageInfo) -> str:
+    if fmt == "auto":
+        s = source.suffix
+        return ".jpg" if s == ".jpeg" else (".tif" if s == ".tiff" else s)
+    try:
+        return FORMATS[fmt.lower()]
+    except KeyError:
+        raise InputError(f"unknown output format '{fmt}'; use auto, png, jpg, webp or tif") from None
+
+
+class ImageSink:
+    """Streams rows of the output image to ``path`` (see module doc)."""
+
+    STRIP = 64
+
+    def __init__(self, path: Path, width: int, height: int, channels: int, depth: int,
+                 icc: bytes | None = None, alpha=None, quality: int = 95):
+        self.path = Path(path)
+        self.width, self.height, self.channels = width, height, channels
+        self.depth = 8 if self.path.suffix in EIGHT_BIT_ONLY else depth
+        self.icc, self.alpha, self.quality = icc, alpha, quality
+        self.rows_written = 0
+        self._tmp_tif: Path | None = None
+        self._tmp_out: Path | None = None
+
+    def write(self, strips) -> None:
+        """Consume an iterator of float (rows, W, 3) arrays and produce the file."""
+        import tifffile
+
+        pyvips = _vips()
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".hermes-rows.tif",
+                                       dir=folder)
+            os.close(fd)
+            self._tmp_tif = Path(tmp)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.",
+                                       suffix=f".partial{self.path.suffix}", dir=folder)
+            os.close(fd)
+            self._tmp_out = Path(tmp)
+        except OSError as exc:
+            self._cleanup()
+            raise _output_error(self.path, exc) from None
+        try:
+            dtype = np.uint16 if self.depth == 16 else np.uint8
+            tifffile.imwrite(self._tmp_tif, self._segments(strips), shape=self._shape(),
+                             dtype=dtype, rowsperstrip=self.STRIP,
+                             photometric="minisblack" if self.channels == 1 else "rgb")
+            if self.rows_written != self.height:
+                raise RuntimeError(f"wrote {self.rows_written} of {self.height} rows")
+            image = pyvips.Image.new_from_file(str(self._tmp_tif), access="sequential")
+            if self.alpha is not None:
+                alpha = self.alpha
+                if alpha.width != self.width or alpha.height != self.height:
+                    alpha = alpha.crop(0, 0, min(alpha.width, self.width),
+                                       min(alpha.height, self.height)).embed(
+                        0, 0, self.width, self.height, extend="copy")
+                target = "ushort" if self.depth == 16 else "uchar"
+                if alpha.format != target:
+                    factor = 257.0 if target == "ushort" else 1.0 / 257.0
+                    alpha = (alpha * factor).cast(target)
+                image = image.bandjoin(alpha)
+            image = image.copy(interpretation=self._interpretation(image.bands))
+            if self.icc is not None:
+                image.set_type(pyvips.GValue.blob_type, "icc-profile-data", self.icc)
+            image.write_to_file(str(self._tmp_out), **self._save_options())
+            publish(self._tmp_out, self.path)
+            self._tmp_out = None
+        except OSError as exc:
+            raise _output_error(self.path, exc) from None
+        except pyvips.Error as exc:
+            if "space" in str(exc).lower():
+                raise OutputError(f"{self.path.name}: disk full while writing; free space or "
+                                  "choose another output folder") from None
+            raise OutputError(f"{self.path.name}: writing failed ({_first(exc)})") from None
+        finally:
+            self._cleanup()
+
+    def _shape(self):
+        return (self.height, self.width) if self.channels == 1 else (self.height, self.width, 3)
+
+    def _interpretation(self, bands: int) -> str:
+        grey = self.channels == 1
+        if self.depth == 16:
+            return "grey16" if grey else "rgb16"
+        return "b-w" if grey else "srgb"
+
+    def _save_options(self) -> dict:
+        s = self.path.suffix
+        if s == ".jpg":
+            return {"Q": self.quality}
+        if s == ".webp":
+            return {"Q": self.quality}
+        if s == ".tif":
+            return {"compression": "deflate"}
+        return {}
+
+    def _segments(self, strips):
+        buf: list[np.ndarray] = []
+        held = 0
+        for rows in strips:
+            rows = from_float(rows, self.depth, self.channels)
+            if self.channels == 1:
+                rows = rows[:, :, 0]
+            buf.append(rows)
+            held += rows.shape[0]
+            while held >= self.STRIP:
+                block = np.concatenate(buf) if len(buf) > 1 else buf[0]
+                yield block[: self.STRIP]
+                self.rows_written += self.STRIP
+                rest = block[self.STRIP:]
+                buf, held = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+        if held:
+            block = np.concatenate(buf) if len(buf) > 1 else buf[0]
+            self.rows_written += block.shape[0]
+            yield block
+
+    def _cleanup(self) -> None:
+        for tmp in (self._tmp_tif, self._tmp_out):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        self._tmp_tif = self._tmp_out = None
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENOSPC:
+        return OutputError(f"{path.name}: disk full while writing; free space or choose another "
+                           "output folder")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write to '{path.parent}' (permission denied); choose a "
+                           "writable output folder with -o")
+    return OutputError(f"{path.name}: cannot write ({exc.strerror or exc}); check the output "
+                       "folder")

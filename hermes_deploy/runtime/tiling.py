@@ -1,0 +1,110 @@
+"""Tile planning and blend weights (numpy only).
+
+Every tile of an image has the same shape, so static engines and batching work: tiles
+start every ``tile - overlap`` pixels and the last one along each axis is clamped to
+the image edge (it overlaps its neighbour by more than ``overlap``). An image side
+shorter than the tile is padded up to the tile by edge reflection and cropped back.
+
+Blending: a tile's output is least trustworthy near an edge it shares with a
+neighbour, because the network saw no context beyond it. Each tile therefore gets a
+separable weight that is 0 over a ``margin`` next to every interior edge, rises
+linearly over a ``ramp``, and is 1 elsewhere; edges on the image border keep weight 1.
+The output is the weighted sum divided by the sum of weights. With ``margin + ramp +
+margin <= overlap`` some tile always has positive weight, and the discarded margins
+hide the edge error while the ramp hides any remaining step (feathered blending, as
+in chaiNNer's and vs-mlrt's overlap handling, with vs-mlrt's crop of the unreliable
+border added in front of the ramp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start positions along one axis of ``length`` pixels (tile >= 1)."""
+    if tile <= overlap:
+        raise InputError(f"tile {tile} must be larger than the overlap {overlap}; raise "
+                         "--tile or lower --overlap")
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def blend_profile(tile: int, scale: int, lead: bool, trail: bool, overlap: int) -> np.ndarray:
+    """1-D output-space weights of one tile; ``lead``/``trail``: the edge is interior."""
+    n = tile * scale
+    w = np.ones(n, np.float32)
+    margin = overlap // 4
+    ramp = max(1, overlap - 2 * margin)
+    # position of each output pixel in input pixels, measured from the edge
+    d = (np.arange(n, dtype=np.float32) + 0.5) / scale
+    edge = np.clip((d - margin) / ramp, 0.0, 1.0)
+    if lead:
+        w = np.minimum(w, edge)
+    if trail:
+        w = np.minimum(w, edge[::-1])
+    return w
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Where the tiles of one image go; all tiles are ``tile_h x tile_w`` input pixels."""
+
+    height: int  # image size (input pixels)
+    width: int
+    tile_h: int
+    tile_w: int
+    overlap: int
+    scale: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @property
+    def padded_h(self) -> int:
+        return max(self.height, self.tile_h)
+
+    @property
+    def padded_w(self) -> int:
+        return max(self.width, self.tile_w)
+
+    @property
+    def count(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def weights(self, row: int, col: int) -> np.ndarray:
+        """(s*tile_h, s*tile_w) blend weights of tile (row, col) in output pixels."""
+        wy = blend_profile(self.tile_h, self.scale, row > 0, row < len(self.ys) - 1, self.overlap)
+        wx = blend_profile(self.tile_w, self.scale, col > 0, col < len(self.xs) - 1, self.overlap)
+        return wy[:, None] * wx[None, :]
+
+
+def plan_tiles(height: int, width: int, tile: tuple[int, int], overlap: int, scale: int,
+               size_multiple: int = 1) -> TilePlan:
+    """Plan tiles for an image; ``tile`` is rounded up to the size multiple."""
+    if height < 1 or width < 1:
+        raise InputError(f"image has no pixels ({width}x{height})")
+    m = max(1, size_multiple)
+    th, tw = (-(-t // m) * m for t in tile)
+    if overlap < 0:
+        raise InputError(f"overlap must be >= 0, got {overlap}")
+    return TilePlan(height=height, width=width, tile_h=th, tile_w=tw, overlap=overlap,
+                    scale=scale, ys=tuple(axis_starts(height, th, overlap)),
+                    xs=tuple(axis_starts(width, tw, overlap)))
+
+
+def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad an (H, W, C) array at the bottom/right up to (height, width) by reflection."""
+    h, w = image.shape[:2]
+    if h >= height and w >= width:
+        return image
+    ph, pw = max(0, height - h), max(0, width - w)
+    mode = "symmetric"  # works for any pad length, unlike "reflect" on 1-pixel images
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
