@@ -35,8 +35,11 @@ def _umask() -> int:
     return mask
 
 
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 def publish(tmp: Path, path: Path) -> None:
     """Give ``tmp`` ordinary file permissions (mkstemp makes it private) and rename it."""
     with contextlib.suppress(OSError):
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)

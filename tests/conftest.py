@@ -41,3 +41,21 @@ def make_model(name: str = "tiny", scale: int = 2, seed: int = 0, **overrides) -
     model = Hermes(preset(name, scale=scale, **overrides))
     model.head[-1].reset_parameters()
     return randomize_batchnorm(model, seed)
+
+
+@pytest.fixture(scope="session")
+def default_onnx(tmp_path_factory):
+    """The bundled default model exported once per session (portable FP32)."""
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+
+    path = tmp_path_factory.mktemp("default-onnx") / "default.onnx"
+    export_onnx("default", path, ExportOptions())
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_runner(default_onnx):
+    from hermes_deploy.engines.ort_runner import OrtRunner
+
+    with OrtRunner(default_onnx, threads=2) as runner:
+        yield runner

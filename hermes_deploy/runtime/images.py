@@ -104,6 +104,7 @@ class ImageSource:
                               channels=1 if image.bands == 1 else 3, alpha=alpha is not None,
                               depth=depth, suffix=self.path.suffix.lower())
         self._next_row = 0
+        self._region = None
 
     def _open(self):
         """A fresh sequential pipeline: (colour image, alpha image or None)."""
@@ -143,7 +144,13 @@ class ImageSource:
             raise RuntimeError(f"rows must be read in order (expected {self._next_row}, got {y0})")
         pyvips = _vips()
         try:
-            raw = self._image.crop(0, y0, self.info.width, y1 - y0).numpy()
+            if self._region is None:
+                # one region, fetched top to bottom: separate crops would each start a
+                # pipeline and a sequential loader cannot go back for their first rows
+                self._region = pyvips.Region.new(self._image)
+            buf = self._region.fetch(0, y0, self.info.width, y1 - y0)
+            dtype = np.uint16 if self.info.depth == 16 else np.uint8
+            raw = np.frombuffer(buf, dtype=dtype).reshape(y1 - y0, self.info.width, self._image.bands)
         except pyvips.Error as exc:
             raise InputError(f"{self.path.name}: decoding failed at row {y0} ({_first(exc)}); "
                              "the file is truncated or corrupt") from None
