@@ -63,6 +63,9 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
                                          "pixels (default: Pillow's decompression-bomb limit)."),
           sample: bool = typer.Option(False, "--sample", help="Also run on a bundled sample photo "
                                       "(written to OUTPUT/inputs)."),
+          context_size: int = typer.Option(1024, "--context-size", help="Images with a longer "
+                                           "side get their per-image context from a copy "
+                                           "downscaled to this size (bounds its memory)."),
           report: Path = typer.Option(None, "--report", help="Write a JSON report here "
                                       "(default: OUTPUT/hermes-report.json)."),
           progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
@@ -89,7 +92,8 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
             echo_err(f"backend: {runner.name} - {why}")
             echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
                      f"{s.tile_overlap if overlap is None else overlap}px")
-            options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch)
+            options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch,
+                                  context_max_side=context_size)
             result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
                                max_pixels=max_pixels, say=echo_err,
                                progress_factory=_progress_factory(progress))

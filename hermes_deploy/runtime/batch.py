@@ -130,7 +130,8 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
             continue
         t0 = time.perf_counter()
         try:
-            result = restore_file(runner, source, out, options, max_pixels, progress_factory)
+            result = restore_file(runner, source, out, options, max_pixels, progress_factory,
+                                  say=say)
         except HermesError as exc:
             item.status, item.message = "failed", _named(source, str(exc))
             say(f"failed  {item.message}")

@@ -45,12 +45,43 @@ class OutputError(HermesError):
     """An output cannot be written (folder not writable, disk full)."""
 
 
+_TUNED = False
+
+
 def _vips():
+    global _TUNED
     try:
         import pyvips
     except (ImportError, OSError):
         raise MissingDependencyError("pyvips", "runtime", "reading and writing images") from None
+    if not _TUNED:
+        _TUNED = True
+        # streaming reads each row once: libvips' operation cache would only hold on to
+        # decoded pixels of images that are never asked for again
+        pyvips.cache_set_max(0)
+        _return_large_buffers()
     return pyvips
+
+
+def _return_large_buffers() -> None:
+    """Have glibc hand large freed buffers straight back to the OS.
+
+    glibc raises its mmap threshold after large frees, after which multi-megabyte row
+    buffers come from the heap and fragment it: peak memory then grows with the image
+    width and length. A fixed threshold (mallopt M_MMAP_THRESHOLD) keeps it flat.
+    Harmless elsewhere: on other C libraries this is skipped.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):
+        pass
 
 
 def _one_line(exc: Exception) -> str:
@@ -139,7 +170,7 @@ class ImageSource:
         return image, alpha
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows [y0, y1) as float32 (rows, W, 3) in [0, 1]; y0 must continue the last read."""
+        """Rows [y0, y1) as stored: (rows, W, 1 or 3) uint8/uint16; y0 continues the last read."""
         if y0 != self._next_row:
             raise RuntimeError(f"rows must be read in order (expected {self._next_row}, got {y0})")
         pyvips = _vips()
@@ -155,7 +186,7 @@ class ImageSource:
             raise InputError(f"{self.path.name}: decoding failed at row {y0} ({_first(exc)}); "
                              "the file is truncated or corrupt") from None
         self._next_row = y1
-        return to_float(raw, self.info.depth)
+        return raw
 
     def whole(self, max_side: int | None = None) -> np.ndarray:
         """The whole image (rgb float32), downscaled so its long side <= max_side."""
@@ -197,11 +228,12 @@ def to_float(raw: np.ndarray, depth: int) -> np.ndarray:
 
 def from_float(rows: np.ndarray, depth: int, channels: int) -> np.ndarray:
     """(rows, W, 3) float [0, 1] -> (rows, W, channels) uint8/uint16, rounded."""
-    if channels == 1:
-        rows = rows.mean(axis=2, keepdims=True)
-    peak = 65535.0 if depth == 16 else 255.0
-    out = np.clip(rows, 0.0, 1.0) * np.float32(peak) + np.float32(0.5)
-    return out.astype(np.uint16 if depth == 16 else np.uint8)
+    rows = rows.mean(axis=2, keepdims=True) if channels == 1 else np.array(rows, np.float32)
+    peak = np.float32(65535.0 if depth == 16 else 255.0)
+    np.clip(rows, 0.0, 1.0, out=rows)  # in place: these are strips of a wide image
+    rows *= peak
+    rows += np.float32(0.5)
+    return rows.astype(np.uint16 if depth == 16 else np.uint8)
 
 
 def output_suffix(fmt: str, source: ImageInfo) -> str:

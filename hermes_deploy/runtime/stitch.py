@@ -1,61 +1,71 @@
-"""Blend tile outputs into finished output rows, one row of tiles at a time (numpy only).
+"""Blend tile outputs into finished output rows (numpy only).
 
-The accumulator holds only the output rows that some pending tile can still touch: at
-most ``scale * tile_h`` rows of the (padded) output width, so memory does not grow with
-the image height.
+Tiles are added as they arrive; when the last tile of a tile row is in, the rows no
+later tile can touch are normalized and handed out in strips. The accumulator is one
+fixed buffer of ``scale * tile_h`` output rows, and the weight sum is not stored: the
+tiles form a full grid and the weights are separable, so the sum at (y, x) is
+``WY[y] * WX[x]`` with 1-D sums. Memory is therefore one band of rows, whatever the
+image height.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
-from .tiling import TilePlan
+from .tiling import TilePlan, blend_profile
 
 
 class Stitcher:
+    STRIP = 64  # output rows normalized at a time (bounds the temporaries)
+
     def __init__(self, plan: TilePlan, channels: int) -> None:
         self.plan = plan
         s = plan.scale
         self.out_w = s * plan.padded_w
         self.out_h = s * plan.height  # rows beyond this come from padding and are dropped
         self.crop_w = s * plan.width
-        self.channels = channels
-        self._base = 0  # output row index of acc[0]
-        self._acc = np.zeros((0, self.out_w, channels), np.float32)
-        self._wsum = np.zeros((0, self.out_w), np.float32)
-        self._weights = {}
+        self.band = s * plan.tile_h
+        self._wy = [blend_profile(plan.tile_h, s, r > 0, r < len(plan.ys) - 1, plan.overlap)
+                    for r in range(len(plan.ys))]
+        self._wx = [blend_profile(plan.tile_w, s, c > 0, c < len(plan.xs) - 1, plan.overlap)
+                    for c in range(len(plan.xs))]
+        self.WY = np.zeros(s * plan.padded_h, np.float32)
+        for r, y in enumerate(plan.ys):
+            self.WY[s * y:s * y + self.band] += self._wy[r]
+        self.WX = np.zeros(self.out_w, np.float32)
+        for c, x in enumerate(plan.xs):
+            self.WX[s * x:s * (x + plan.tile_w)] += self._wx[c]
+        self._acc = np.zeros((self.band, self.out_w, channels), np.float32)
+        self._base = 0  # output row of _acc[0]
         self._emitted = 0
 
-    def _weight(self, row: int, col: int) -> np.ndarray:
-        key = (row > 0, row < len(self.plan.ys) - 1, col > 0, col < len(self.plan.xs) - 1)
-        if key not in self._weights:
-            self._weights[key] = self.plan.weights(row, col)
-        return self._weights[key]
+    def add(self, row: int, col: int, out: np.ndarray) -> None:
+        """Accumulate one tile output (s*th, s*tw, C) of tile (row, col)."""
+        s = self.plan.scale
+        a = s * self.plan.ys[row] - self._base
+        x0 = s * self.plan.xs[col]
+        w = self._wy[row][:, None, None] * self._wx[col][None, :, None]
+        self._acc[a:a + out.shape[0], x0:x0 + out.shape[1]] += out * w
 
-    def add_row(self, row: int, tiles: list[np.ndarray]) -> np.ndarray:
-        """Add the outputs (s*th, s*tw, C) of tile row ``row``; return rows now final."""
+    def finish_row(self, row: int) -> Iterator[np.ndarray]:
+        """After every tile of ``row`` is added: yield the rows now final, in strips."""
         p, s = self.plan, self.plan.scale
-        y0, y1 = s * p.ys[row], s * (p.ys[row] + p.tile_h)
-        need = y1 - self._base
-        if need > self._acc.shape[0]:
-            grow = need - self._acc.shape[0]
-            self._acc = np.concatenate([self._acc, np.zeros((grow, self.out_w, self.channels),
-                                                            np.float32)])
-            self._wsum = np.concatenate([self._wsum, np.zeros((grow, self.out_w), np.float32)])
-        a = y0 - self._base
-        for col, out in enumerate(tiles):
-            w = self._weight(row, col)
-            x0 = s * p.xs[col]
-            x1 = x0 + out.shape[1]
-            self._acc[a:a + out.shape[0], x0:x1] += out * w[:, :, None]
-            self._wsum[a:a + out.shape[0], x0:x1] += w
         last = row == len(p.ys) - 1
-        limit = y1 if last else s * p.ys[row + 1]
+        limit = s * (p.ys[row] + p.tile_h) if last else s * p.ys[row + 1]
         k = limit - self._base
-        done = self._acc[:k] / np.maximum(self._wsum[:k, :, None], np.float32(1e-12))
-        self._acc = self._acc[k:].copy()
-        self._wsum = self._wsum[k:].copy()
+        inv_x = 1.0 / np.maximum(self.WX[: self.crop_w], np.float32(1e-12))
+        for i in range(0, k, self.STRIP):
+            j = min(k, i + self.STRIP)
+            keep = max(0, min(j - i, self.out_h - self._emitted))
+            if keep:
+                rows = slice(self._base + i, self._base + i + keep)
+                inv_y = 1.0 / np.maximum(self.WY[rows], np.float32(1e-12))
+                yield self._acc[i:i + keep, : self.crop_w] * (inv_y[:, None, None] * inv_x[None, :, None])
+                self._emitted += keep
+        rest = self.band - k
+        if rest > 0:
+            self._acc[:rest] = self._acc[k:].copy()
+        self._acc[max(rest, 0):] = 0.0
         self._base = limit
-        keep = max(0, min(k, self.out_h - self._emitted))
-        self._emitted += keep
-        return done[:keep, : self.crop_w]

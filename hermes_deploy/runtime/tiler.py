@@ -34,7 +34,7 @@ class TileOptions:
     tile: tuple[int, int] = (256, 256)  # input pixels; a static graph's own tile wins
     overlap: int | None = None  # input pixels; None = the model's recommended overlap
     batch: int = 1
-    context_max_side: int = 2048  # larger images get their context from a downscaled copy
+    context_max_side: int = 1024  # larger images get their context from a downscaled copy
     progress: bool = False
 
 
@@ -77,7 +77,8 @@ def make_plan(spec, height: int, width: int, options: TileOptions) -> TilePlan:
 
 def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch: int,
              fixed_batch: int | None) -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
-    """Yield (indices, NCHW tiles); rows are read once, in order."""
+    """Yield (indices, NCHW float32 tiles); rows are read once, in order, and kept in
+    their stored sample type until a tile is cut (a band costs 1-2 bytes per sample)."""
     band = None  # rows [band_y, band_y + band.shape[0]) of the (padded) image
     band_y = 0
     read_to = 0
@@ -96,7 +97,7 @@ def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch:
         rows = pad_to(band[: plan.tile_h], plan.tile_h, plan.padded_w)
         for c, x in enumerate(plan.xs):
             pending_idx.append((r, c))
-            pending.append(rows[:, x:x + plan.tile_w].transpose(2, 0, 1))
+            pending.append(as_float_tile(rows[:, x:x + plan.tile_w]))
             if len(pending) == size:
                 yield pending_idx, np.ascontiguousarray(np.stack(pending))
                 pending_idx, pending = [], []
@@ -128,14 +129,24 @@ def _get(q: queue.Queue, stop: threading.Event):
 def _stitched(plan: TilePlan, channels: int, outputs: Iterator) -> Iterator[np.ndarray]:
     stitcher = Stitcher(plan, channels)
     ncols = len(plan.xs)
-    row_tiles: dict[int, list] = {}
     for indices, out in outputs:
         for (r, c), tile in zip(indices, out):
-            row_tiles.setdefault(r, [None] * ncols)[c] = tile.transpose(1, 2, 0)
+            stitcher.add(r, c, tile.transpose(1, 2, 0))
             if c == ncols - 1:
-                rows = stitcher.add_row(r, row_tiles.pop(r))
-                if rows.shape[0]:
-                    yield rows
+                yield from stitcher.finish_row(r)
+
+
+def as_float_tile(raw: np.ndarray) -> np.ndarray:
+    """(h, w, 1|3) uint8/uint16/float -> (3, h, w) float32 in [0, 1]."""
+    if raw.dtype == np.uint8:
+        x = raw.astype(np.float32) * np.float32(1 / 255.0)
+    elif raw.dtype == np.uint16:
+        x = raw.astype(np.float32) * np.float32(1 / 65535.0)
+    else:
+        x = raw.astype(np.float32, copy=False)
+    if x.shape[2] == 1:
+        x = np.repeat(x, 3, axis=2)
+    return x.transpose(2, 0, 1)
 
 
 def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray],
@@ -243,10 +254,61 @@ class FileResult:
     out_size: tuple[int, int]
 
 
+OOM_MARKERS = ("out of memory", "failed to allocate", "cuda_error_out_of_memory",
+               "outofmemory", "bad_alloc")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A backend ran out of (device or host) memory: worth retrying with smaller tiles."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(marker in text for marker in OOM_MARKERS)
+
+
+def smaller(options: TileOptions, spec, overlap: int) -> TileOptions | None:
+    """The next setting to try after running out of memory: half the batch, then half
+    the tile (never below twice the overlap); None when nothing smaller is left."""
+    import dataclasses
+
+    if options.batch > 1 and not spec.batch:
+        return dataclasses.replace(options, batch=options.batch // 2)
+    if spec.tile is not None:
+        return None
+    m = max(1, spec.size_multiple)
+    h, w = (max(-(-(t // 2) // m) * m, 2 * overlap + m) for t in options.tile)
+    if (h, w) == tuple(options.tile):
+        return None
+    return dataclasses.replace(options, tile=(h, w))
+
+
 def restore_file(runner, source: str | os.PathLike, output: str | os.PathLike,
                  options: TileOptions = TileOptions(), max_pixels: int | None = None,
-                 progress_factory=None) -> FileResult:
-    """Tiled inference of one image file into ``output`` (format from its suffix)."""
+                 progress_factory=None, say=None) -> FileResult:
+    """Tiled inference of one image file into ``output`` (format from its suffix).
+
+    When the backend runs out of memory the image is redone with half the batch, then
+    half the tile, and ``say`` is told; the output is only ever written complete.
+    """
+    while True:
+        try:
+            return _restore_file(runner, source, output, options, max_pixels, progress_factory)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            overlap = runner.spec.tile_overlap if options.overlap is None else options.overlap
+            nxt = smaller(options, runner.spec, overlap)
+            if nxt is None:
+                raise InputError(f"{Path(source).name}: out of memory even with tile "
+                                 f"{options.tile[0]}x{options.tile[1]} and batch "
+                                 f"{options.batch}; free memory or use a smaller model") from None
+            if say:
+                say(f"out of memory on {Path(source).name}; retrying with tile "
+                    f"{nxt.tile[0]}x{nxt.tile[1]}, batch {nxt.batch}")
+            options = nxt
+
+
+def _restore_file(runner, source, output, options, max_pixels, progress_factory) -> FileResult:
     from .images import DEFAULT_MAX_PIXELS, ImageSink, ImageSource
 
     start = time.perf_counter()

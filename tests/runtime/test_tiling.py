@@ -116,3 +116,39 @@ def test_overlap_must_fit_the_tile(rng):
     with pytest.raises(InputError, match="overlap 40 must be smaller"):
         restore_array(LocalOpRunner(), rng.random((64, 64, 3), dtype=np.float32),
                       TileOptions(tile=(32, 32), overlap=40))
+
+
+class OutOfMemoryAbove(LocalOpRunner):
+    """Raises MemoryError (what onnxruntime/torch report as an allocation failure) for
+    calls larger than ``limit`` pixels: GPU memory exhaustion cannot happen on CPU CI."""
+
+    def __init__(self, limit, **kw):
+        super().__init__(**kw)
+        self.limit = limit
+
+    def infer(self, tiles, context):
+        if tiles.shape[0] * tiles.shape[2] * tiles.shape[3] > self.limit:
+            raise MemoryError("failed to allocate memory")
+        return super().infer(tiles, context)
+
+
+def test_out_of_memory_backs_off_to_smaller_batches_and_tiles(rng, tmp_path):
+    from PIL import Image
+
+    from hermes_deploy.runtime.tiler import restore_file
+
+    u8 = (rng.random((90, 100, 3)) * 255).astype(np.uint8)
+    Image.fromarray(u8).save(tmp_path / "a.png")
+    runner = OutOfMemoryAbove(limit=48 * 48)
+    said = []
+    result = restore_file(runner, tmp_path / "a.png", tmp_path / "b.png",
+                          TileOptions(tile=(64, 64), overlap=8, batch=4), say=said.append)
+    assert said and "retrying" in said[0]
+    assert result.stats.tile[0] * result.stats.tile[1] <= 48 * 48
+    out = np.asarray(Image.open(tmp_path / "b.png"), np.float32) / 255
+    ref = np.clip(_whole(LocalOpRunner(), u8.astype(np.float32) / 255), 0, 1)
+    assert np.abs(out - ref).max() <= 0.5 / 255 + 1e-5
+    with pytest.raises(InputError, match="out of memory even with"):
+        restore_file(OutOfMemoryAbove(limit=10), tmp_path / "a.png", tmp_path / "c.png",
+                     TileOptions(tile=(64, 64), overlap=8, batch=2))
+    assert not (tmp_path / "c.png").exists()

@@ -1,0 +1,238 @@
+"""The tiled runtime: overhead over the backend, a plain tile loop, and peak memory.
+
+    python benchmarks/bench_runtime.py overhead [--model default] [--size 768] [--tile 128]
+        [--batch 1] [--json]
+    python benchmarks/bench_runtime.py memory [--sizes 4096 8192] [--model stand-in|MODEL]
+        [--json]
+
+``overhead`` runs, on the same tiles of a real photograph (tiled out to ``--size``
+pixels, saved as PNG):
+
+1. backend only: every tile of the plan, cut in memory beforehand, through
+   ``runner.infer`` back to back (the backend's own compute time);
+2. the runtime: ``restore_file`` PNG -> PNG (decode, context, tiles, inference,
+   blending, encode, with reading and writing in their own threads);
+3. a plain loop, one tile at a time with no I/O overlap: decode the whole image with
+   Pillow, run each tile, paste its centre into a full-size output array, save with
+   Pillow (the loop of Real-ESRGAN's tiling script, without its GPU).
+
+It prints the runtime's wall time over the backend time (target <= 1.15) and the
+plain loop's wall time over the runtime's.
+
+``memory`` writes a PNG of each size (a photograph repeated), runs ``restore_file`` on it
+in a fresh process and reports that process's peak resident memory (``ru_maxrss``:
+whole-process RSS, including Python, numpy, onnxruntime and libvips). With
+``--model stand-in`` the backend is a two-node ONNX graph (nearest x2 upscale plus the
+context) with the default model's ModelSpec: it exercises decoding, tiling, blending
+and streaming at full size in minutes, where the default model would compute for
+hours on 2 CPU cores; the model's own working memory per tile does not depend on
+the image size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _runner(model: str, threads: int = 0):
+    from hermes_deploy.engines.select import open_runner
+
+    return open_runner(model, "auto", threads=threads, say=lambda m: print(f"... {m}", file=sys.stderr))[0]
+
+
+def _photo_png(path: Path, size: int) -> None:
+    """A real photograph (astronaut) repeated out to size x size, written by libvips."""
+    import pyvips
+
+    from hermes_deploy.quality.photos import load_photo
+
+    photo = (load_photo("astronaut") * 255 + 0.5).astype(np.uint8)
+    base = pyvips.Image.new_from_array(photo, interpretation="srgb")
+    n = -(-size // photo.shape[0])
+    base.replicate(n, n).crop(0, 0, size, size).write_to_file(str(path), compression=1)
+
+
+def overhead(args) -> dict:
+    from PIL import Image
+
+    from hermes_deploy.runtime.tiler import TileOptions, image_context, make_plan, restore_file
+
+    runner = _runner(args.model, args.threads)
+    options = TileOptions(tile=(args.tile, args.tile), batch=args.batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.png"
+        _photo_png(src, args.size)
+        image = np.asarray(Image.open(src).convert("RGB"), np.float32) / 255
+        plan = make_plan(runner.spec, args.size, args.size, options)
+        ctx = image_context(runner, image)
+        tiles = [image[y:y + plan.tile_h, x:x + plan.tile_w].transpose(2, 0, 1)
+                 for y in plan.ys for x in plan.xs]
+        batches = [np.ascontiguousarray(np.stack(tiles[i:i + args.batch]))
+                   for i in range(0, len(tiles), args.batch)]
+        runner.infer(batches[0], ctx)  # warm-up
+
+        def backend_only():
+            t0 = time.perf_counter()
+            for b in batches:
+                runner.infer(b, ctx)
+            return time.perf_counter() - t0
+
+        def runtime():
+            t0 = time.perf_counter()
+            restore_file(runner, src, Path(tmp) / "out.png", options)
+            return time.perf_counter() - t0
+
+        def plain_loop():
+            t0 = time.perf_counter()
+            img = np.asarray(Image.open(src).convert("RGB"), np.float32) / 255
+            c = image_context(runner, img)
+            s, half = runner.spec.scale, plan.overlap // 2
+            out = np.zeros((s * img.shape[0], s * img.shape[1], 3), np.float32)
+            for y in plan.ys:
+                for x in plan.xs:
+                    t = img[y:y + plan.tile_h, x:x + plan.tile_w].transpose(2, 0, 1)[None]
+                    o = runner.infer(np.ascontiguousarray(t), c)[0].transpose(1, 2, 0)
+                    y0, x0 = (0 if y == 0 else half), (0 if x == 0 else half)
+                    out[s * (y + y0):s * (y + plan.tile_h), s * (x + x0):s * (x + plan.tile_w)] = \
+                        o[s * y0:, s * x0:]
+            Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+                Path(tmp) / "plain.png")
+            return time.perf_counter() - t0
+
+        rounds = []
+        for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
+            rounds.append((backend_only(), runtime(), plain_loop()))
+    b, r, p = (float(np.median([x[i] for x in rounds])) for i in range(3))
+    return {"backend": runner.name, "size": args.size, "tile": args.tile, "batch": args.batch,
+            "tiles": plan.count, "grid": [len(plan.ys), len(plan.xs)],
+            "backend_seconds": round(b, 3), "runtime_seconds": round(r, 3),
+            "plain_loop_seconds": round(p, 3), "runtime_over_backend": round(r / b, 3),
+            "plain_loop_over_runtime": round(p / r, 3), "repeats": args.repeats}
+
+
+def _stand_in(folder: Path) -> Path:
+    """A two-node ONNX model with the default model's interface and ModelSpec."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hermes_deploy.spec import METADATA_KEY, ModelSpec
+
+    spec = ModelSpec(scale=2, in_channels=3, out_channels=3, size_multiple=16, min_size=1,
+                     tile_overlap=16, receptive_radius=9, context_channels=48, precision="fp32",
+                     io_dtype="float32", target="portable", opset=18, fidelity=True,
+                     context_graph="stand-in.context.onnx", preset="stand-in")
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    c = helper.make_tensor_value_info("context", TensorProto.FLOAT, ["b", 48])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 3, "H", "W"])
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    main = helper.make_graph([helper.make_node("Resize", ["input", "", "scales"], ["output"],
+                                               mode="nearest")], "stand_in", [x, c], [y], [scales])
+    ctx_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    ctx_out = helper.make_tensor_value_info("context", TensorProto.FLOAT, ["b", 48])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 48])
+    nodes = [helper.make_node("ReduceMean", ["input", "axes"], ["m"], keepdims=1),
+             helper.make_node("Expand", ["m", "ones"], ["e"]),
+             helper.make_node("Reshape", ["e", "shape"], ["context"])]
+    ones = helper.make_tensor("ones", TensorProto.INT64, [4], [1, 48, 1, 1])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3])
+    ctx = helper.make_graph(nodes, "stand_in_context", [ctx_in], [ctx_out], [shape, ones, axes])
+    for graph, name in ((main, "stand-in.onnx"), (ctx, "stand-in.context.onnx")):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 9
+        model.metadata_props.add(key=METADATA_KEY, value=spec.to_json())
+        onnx.save(model, folder / name)
+    return folder / "stand-in.onnx"
+
+
+def _child(args) -> None:
+    """Runs in a fresh process: one image through the runtime, prints its peak RSS."""
+    from hermes_deploy.runtime.tiler import TileOptions, restore_file
+
+    runner = _runner(args.model, args.threads)
+    t0 = time.perf_counter()
+    result = restore_file(runner, args.input, args.output, TileOptions(tile=(args.tile, args.tile),
+                                                                       batch=args.batch),
+                          max_pixels=0)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "seconds": time.perf_counter() - t0, "tiles": result.stats.tiles,
+                      "output": list(result.out_size)}))
+
+
+def memory(args) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = str(_stand_in(tmp)) if args.model == "stand-in" else args.model
+        for size in args.sizes:
+            src = tmp / f"in-{size}.png"
+            _photo_png(src, size)
+            cmd = [sys.executable, __file__, "_child", "--model", model, "--input", str(src),
+                   "--output", str(tmp / f"out-{size}.png"), "--tile", str(args.tile),
+                   "--batch", str(args.batch), "--threads", str(args.threads)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if res.returncode:
+                raise SystemExit(res.stderr.strip().splitlines()[-1])
+            data = json.loads(res.stdout.strip().splitlines()[-1])
+            data["size"] = size
+            data["output_file_mb"] = round(os.path.getsize(tmp / f"out-{size}.png") / 2**20, 1)
+            (tmp / f"out-{size}.png").unlink()
+            src.unlink()
+            rows.append(data)
+            print(f"{size}x{size}: peak RSS {data['peak_rss_mb']:.0f} MB, "
+                  f"{data['seconds']:.1f}s, {data['tiles']} tiles", file=sys.stderr)
+    peaks = [r["peak_rss_mb"] for r in rows]
+    return {"model": args.model, "tile": args.tile, "rows": rows,
+            "largest_over_smallest": round(max(peaks) / min(peaks), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("overhead")
+    o.add_argument("--size", type=int, default=768)
+    o.add_argument("--repeats", type=int, default=3)
+    m = sub.add_parser("memory")
+    m.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    c = sub.add_parser("_child")
+    c.add_argument("--input")
+    c.add_argument("--output")
+    for p, default_model, tile in ((o, "default", 128), (m, "stand-in", 256), (c, "default", 256)):
+        p.add_argument("--model", default=default_model)
+        p.add_argument("--tile", type=int, default=tile)
+        p.add_argument("--batch", type=int, default=1)
+        p.add_argument("--threads", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.cmd == "_child":
+        return _child(args)
+    result = overhead(args) if args.cmd == "overhead" else memory(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.cmd == "overhead":
+        print(f"{result['backend']}, {result['size']}x{result['size']} input, {result['tiles']} tiles "
+              f"of {result['tile']} (batch {result['batch']}), median of {result['repeats']}:")
+        print(f"  backend only   {result['backend_seconds']:8.2f} s")
+        print(f"  runtime        {result['runtime_seconds']:8.2f} s   x{result['runtime_over_backend']:.3f} "
+              "of the backend (target <= 1.15)")
+        print(f"  plain loop     {result['plain_loop_seconds']:8.2f} s   x{result['plain_loop_over_runtime']:.3f} "
+              "of the runtime")
+    else:
+        for r in result["rows"]:
+            print(f"{r['size']}x{r['size']} -> {r['output'][0]}x{r['output'][1]}: peak RSS "
+                  f"{r['peak_rss_mb']:.0f} MB ({r['tiles']} tiles, {r['seconds']:.1f}s)")
+        print(f"largest / smallest peak RSS: {result['largest_over_smallest']:.3f} (target <= 1.30)")
+
+
+if __name__ == "__main__":
+    main()
