@@ -28,7 +28,8 @@ def _progress_factory(enabled: bool):
     from tqdm import tqdm
 
     def make(total: int, name: str):
-        return tqdm(total=total, desc=name[:24], unit="tile", leave=False, dynamic_ncols=True)
+        return tqdm(total=total, desc=name[:24], unit="tile", leave=False, dynamic_ncols=True,
+                    disable=None)  # None: off when stderr is not a terminal
 
     return make
 

@@ -11,6 +11,31 @@ import numpy as np
 from ..errors import InputError
 
 
+def _cached_spec(model, source: str, describe):
+    """Measuring the receptive field takes a while: keep each checkpoint's spec on disk."""
+    import hashlib
+
+    from ..atomic import atomic_path
+    from ..export.onnx_export import _source_hash
+    from ..spec import ModelSpec
+    from .select import cache_dir
+
+    digest = _source_hash(source)
+    path = cache_dir() / "specs" / (hashlib.sha256(digest.encode()).hexdigest()[:16] + ".json")
+    if path.is_file() and not digest.startswith("preset:"):
+        try:
+            return ModelSpec.from_json(path.read_text(), str(path))
+        except Exception:  # a damaged cache entry is simply measured again
+            pass
+    spec = describe(model, source)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(spec.to_json())
+    except OSError:
+        pass  # a read-only cache only costs time
+    return spec
+
+
 class TorchRunner:
     def __init__(self, source: str, device: str = "auto", threads: int = 0) -> None:
         import torch
@@ -29,7 +54,7 @@ class TorchRunner:
         self._torch = torch
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        self.spec = describe_model(model, str(source))
+        self.spec = _cached_spec(model, str(source), describe_model)
         self.name = f"torch ({self.device.type})"
 
     def __enter__(self) -> "TorchRunner":

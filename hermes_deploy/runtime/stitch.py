@@ -65,7 +65,10 @@ class Stitcher:
                 yield self._acc[i:i + keep, : self.crop_w] * (inv_y[:, None, None] * inv_x[None, :, None])
                 self._emitted += keep
         rest = self.band - k
-        if rest > 0:
-            self._acc[:rest] = self._acc[k:].copy()
+        # shift the kept rows up in chunks of at most k rows: source and destination
+        # never overlap, so no temporary copy of the band is made
+        for i in range(0, rest, k):
+            c = min(k, rest - i)
+            self._acc[i:i + c] = self._acc[k + i:k + i + c]
         self._acc[max(rest, 0):] = 0.0
         self._base = limit

@@ -1,8 +1,8 @@
 """Tile planning and blend weights (numpy only).
 
-Every tile of an image has the same shape, so static engines and batching work: tiles
-start every ``tile - overlap`` pixels and the last one along each axis is clamped to
-the image edge (it overlaps its neighbour by more than ``overlap``). An image side
+Every tile of an image has the same shape, so static engines and batching work: the
+fewest tiles whose neighbours overlap by at least ``overlap`` are spread evenly from
+one image edge to the other (the last tile is flush with the edge). An image side
 shorter than the tile is padded up to the tile by edge reflection and cropped back.
 
 Blending: a tile's output is least trustworthy near an edge it shares with a
@@ -32,10 +32,11 @@ def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
                          "--tile or lower --overlap")
     if length <= tile:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
+    # as few tiles as the overlap allows, spread evenly (every step <= tile - overlap),
+    # so no tile ends up overlapping its neighbour almost entirely
+    n = -(-(length - tile) // (tile - overlap)) + 1
+    span = length - tile
+    return [(i * span + (n - 1) // 2) // (n - 1) for i in range(n)]
 
 
 def blend_profile(tile: int, scale: int, lead: bool, trail: bool, overlap: int) -> np.ndarray:
