@@ -124,6 +124,11 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
             say(f"failed  {item.message}")
             continue
         claimed[out] = source
+        if out.exists() and out.resolve() == source.resolve():
+            item.status, item.message = "failed", (f"{source.name}: the output would replace the "
+                                                   "input; choose another folder with -o")
+            say(f"failed  {item.message}")
+            continue
         if out.exists() and not overwrite:
             item.status, item.message = "skipped", "output exists (use --overwrite to redo)"
             say(f"skipped {source.name}: {out.name} exists (use --overwrite to redo)")

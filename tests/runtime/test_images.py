@@ -181,3 +181,11 @@ def test_pixel_limit_applies_before_decoding(tmp_path):
     with pytest.raises(InputError, match="over the pixel limit"):
         ImageSource(tmp_path / "big.png", max_pixels=10_000)
     assert ImageSource(tmp_path / "big.png", max_pixels=None).info.pixels == 60_000
+
+
+def test_output_never_replaces_its_input(default_runner, small_photo, tmp_path):
+    Image.fromarray(_u8(small_photo)).save(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    report = run_batch(default_runner, [str(tmp_path)], tmp_path, OPTS, overwrite=True)
+    assert report.items[0].status == "failed" and "replace the input" in report.items[0].message
+    assert (tmp_path / "a.png").read_bytes() == before
