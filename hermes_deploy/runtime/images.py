@@ -39,6 +39,8 @@ INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif",
            "tiff": ".tif"}
 EIGHT_BIT_ONLY = (".jpg", ".webp")
+MAX_SIDE = {".jpg": 65535, ".webp": 16383, ".png": 2**31 - 1, ".tif": 2**31 - 1}
+CONVERTED_SPACES = ("cmyk", "lab", "labs", "labq", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv")
 
 
 class OutputError(HermesError):
@@ -127,6 +129,8 @@ class ImageSource:
                              "file is trusted")
         fields = header.get_fields()
         self.icc = header.get("icc-profile-data") if "icc-profile-data" in fields else None
+        if str(header.interpretation) in CONVERTED_SPACES:
+            self.icc = None  # converted to sRGB: the source profile no longer applies
         self._rotate = (header.get("orientation") if "orientation" in fields else 1) not in (0, 1)
         image, alpha = self._open()
         self._image = image
@@ -151,8 +155,7 @@ class ImageSource:
 
     @staticmethod
     def _normalize(image, name):
-        interp = str(image.interpretation)
-        if interp in ("cmyk", "lab", "labs", "labq", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv"):
+        if str(image.interpretation) in CONVERTED_SPACES:
             image = image.colourspace("srgb")
         if image.format not in ("uchar", "ushort"):
             if image.format in ("char", "short"):
@@ -257,6 +260,11 @@ class ImageSink:
         self.width, self.height, self.channels = width, height, channels
         self.depth = 8 if self.path.suffix in EIGHT_BIT_ONLY else depth
         self.icc, self.alpha, self.quality = icc, alpha, quality
+        limit = MAX_SIDE.get(self.path.suffix, 2**31 - 1)
+        if max(width, height) > limit:
+            raise OutputError(f"{self.path.name}: {width}x{height} is too large for "
+                              f"{self.path.suffix[1:].upper()} (at most {limit} pixels a side); "
+                              "use --format png or tif")
         self.rows_written = 0
         self._tmp_tif: Path | None = None
         self._tmp_out: Path | None = None

@@ -316,12 +316,12 @@ def _restore_file(runner, source, output, options, max_pixels, progress_factory)
     info = src.info
     spec = runner.spec
     plan = make_plan(spec, info.height, info.width, options)
+    s = spec.scale
+    sink = ImageSink(Path(output), s * info.width, s * info.height, info.channels, info.depth,
+                     icc=src.icc, alpha=src.alpha_upscaled(s))  # checks the size first
     t0 = time.perf_counter()
     ctx = image_context(runner, src.whole(options.context_max_side))
     ctx_s = time.perf_counter() - t0
-    s = spec.scale
-    sink = ImageSink(Path(output), s * info.width, s * info.height, info.channels, info.depth,
-                     icc=src.icc, alpha=src.alpha_upscaled(s))
     bar = progress_factory(plan.count, Path(source).name) if progress_factory else None
     try:
         stats = run_tiled(runner, plan, src.read_rows, ctx, sink.write, batch=options.batch,

@@ -189,3 +189,10 @@ def test_output_never_replaces_its_input(default_runner, small_photo, tmp_path):
     report = run_batch(default_runner, [str(tmp_path)], tmp_path, OPTS, overwrite=True)
     assert report.items[0].status == "failed" and "replace the input" in report.items[0].message
     assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_output_too_large_for_the_format_fails_before_computing(default_runner, tmp_path):
+    Image.new("RGB", (8200, 4)).save(tmp_path / "wide.png")
+    with pytest.raises(OutputError, match="too large for WEBP"):
+        restore_file(default_runner, tmp_path / "wide.png", tmp_path / "wide.webp", OPTS)
+    assert list(tmp_path.iterdir()) == [tmp_path / "wide.png"]
