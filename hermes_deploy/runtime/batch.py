@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import HermesError, InputError
 from .images import INPUT_SUFFIXES, OutputError, output_suffix, ImageInfo
-from .tiler import TileOptions, make_plan, restore_file
+from .tiler import TileOptions, check_options, restore_file
 
 
 @dataclass
@@ -108,7 +108,7 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
         raise InputError("no input images found; pass image files, folders or glob patterns "
                          f"({', '.join(INPUT_SUFFIXES)})")
     # bad tile settings fail the whole batch at once, not every file in turn
-    make_plan(runner.spec, *(runner.spec.tile or options.tile), options)
+    check_options(runner.spec, options)
     check_writable(outdir)
     output_suffix(fmt, ImageInfo(0, 0, 3, False, 8, ".png"))  # validate the format early
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))

@@ -69,10 +69,20 @@ def make_plan(spec, height: int, width: int, options: TileOptions) -> TilePlan:
         tile = (min(options.tile[0], -(-height // m) * m), min(options.tile[1], -(-width // m) * m))
     if min(tile) < 1:
         raise InputError(f"tile must be positive, got {tile}")
-    if overlap >= min(tile):
+    if (height > tile[0] and overlap >= tile[0]) or (width > tile[1] and overlap >= tile[1]):
         raise InputError(f"overlap {overlap} must be smaller than the tile {tile[0]}x{tile[1]}; "
                          "raise --tile or lower --overlap")
     return plan_tiles(height, width, tile, overlap, spec.scale, spec.size_multiple)
+
+
+def check_options(spec, options: TileOptions) -> None:
+    """Refuse tile settings that cannot work for any image (before a batch starts)."""
+    overlap = spec.tile_overlap if options.overlap is None else options.overlap
+    tile = spec.tile or options.tile
+    if overlap < 0 or min(tile) < 1 or overlap >= min(tile):
+        raise InputError(f"overlap {overlap} must be smaller than the tile {tile[0]}x{tile[1]}; "
+                         "raise --tile or lower --overlap")
+    make_plan(spec, *tile, options)
 
 
 def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch: int,

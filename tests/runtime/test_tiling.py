@@ -13,22 +13,28 @@ from hermes_deploy.runtime.tiler import restore_array, TileOptions
 from hermes_deploy.spec import ModelSpec
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (32, 32, 8), (33, 32, 8),
-                                                  (7, 32, 8), (1000, 96, 24), (97, 16, 0)])
-def test_axis_starts_cover_with_equal_tiles(length, tile, overlap):
-    starts = axis_starts(length, tile, overlap)
-    covered = np.zeros(max(length, tile), bool)
+@pytest.mark.parametrize("length,tile,overlap,m", [(100, 32, 8, 1), (32, 32, 8, 8), (33, 32, 8, 8),
+                                                    (7, 32, 8, 16), (1000, 96, 24, 16),
+                                                    (97, 16, 0, 1), (300, 64, 16, 16)])
+def test_axis_starts_cover_with_aligned_equal_tiles(length, tile, overlap, m):
+    starts = axis_starts(length, tile, overlap, m)
+    end = -(-length // m) * m
+    assert starts[-1] + tile == max(end, tile)  # the last tile ends where the model's pad ends
+    covered = np.zeros(starts[-1] + tile, bool)
     for a, b in zip(starts, starts[1:]):
         assert b > a and a + tile - b >= overlap  # neighbours overlap by at least `overlap`
     for s in starts:
-        assert 0 <= s and s + tile <= max(length, tile)  # clamped: every tile is full size
+        assert 0 <= s < length and s % m == 0  # on the model's grid, inside the image
         covered[s:s + tile] = True
     assert covered[:length].all()
 
 
 def test_tile_not_larger_than_overlap_is_refused():
-    with pytest.raises(InputError, match="larger than the overlap"):
+    with pytest.raises(InputError, match="must exceed the overlap"):
         axis_starts(100, 16, 16)
+    with pytest.raises(InputError, match="size multiple 16"):
+        axis_starts(100, 24, 16, 16)
+    assert axis_starts(10, 16, 16) == [0]  # a single tile needs no overlap
 
 
 def test_blend_weights_cover_every_output_pixel():
