@@ -185,6 +185,11 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
         typer.echo(f"checkpoint: {result.checkpoint}")
 
 
+from .calibrate_cmd import calibrate as _calibrate  # noqa: E402
+
+app.command("calibrate")(_calibrate)
+
+
 def main() -> None:
     app()
 

@@ -71,7 +71,7 @@ class QuantizationError(HermesError):
 
 @dataclass(frozen=True)
 class Int8Options:
-    method: str = "entropy"
+    method: str = "minmax"
     samples: int = 32  # calibration tiles
     seed: int = 0
     tile: tuple[int, int] = (64, 64)  # input pixels, as the runtime cuts them
@@ -82,7 +82,7 @@ class Int8Options:
     sensitivity: bool = False
     budget_db: float = 0.1  # allowed PSNR-Y drop on the sensitivity tiles
     sensitivity_samples: int = 16
-    target: str = "portable"  # of the written graph when the source is a model
+    target: str | None = None  # of the written graph; None: portable for a model, else the input's
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -97,7 +97,7 @@ class Int8Options:
             raise InputError(f"percentile must be in (90, 100], got {self.percentile}")
         if self.budget_db < 0:
             raise InputError(f"the quality budget must be >= 0 dB, got {self.budget_db}")
-        if self.target not in ("portable", "tensorrt"):
+        if self.target not in (None, "portable", "tensorrt"):
             raise InputError(f"unknown target '{self.target}'; choose portable or tensorrt")
         if len(self.tile) != 2 or min(self.tile) < 16:
             raise InputError(f"--tile must be two sizes >= 16 (HxW), got {self.tile}")
@@ -145,7 +145,7 @@ def candidate_nodes(model, op_types: Sequence[str], exclude: Iterable[str] = ())
     that tensor's quantization, so only together can they keep it float.
     """
     initializers = {i.name for i in model.graph.initializer}
-    excluded = set(exclude)
+    excluded = {part for item in exclude for part in item.split("+")}
     out: dict[str, str] = {}
     first_input: dict[str, str] = {}
     for node in model.graph.node:
@@ -525,7 +525,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
                               samples=samples, batch=options.batch, scale=spec.scale, seed=seed,
                               input_name=spec.input_name, context_name=spec.context_name)
 
-        if ranges_path is not None and Path(ranges_path).is_file() and images is None:
+        if ranges_path is not None:
             say(f"reusing calibration ranges from {ranges_path}")
             ranges, doc = load_ranges(ranges_path)
             calibration = doc.get("calibration", {})
@@ -542,8 +542,6 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
                         "excluded": list(options.exclude)}
         islands: list[str] = []
         if options.sensitivity:
-            if images is None and ranges_path is not None and Path(ranges_path).is_file():
-                pass  # sensitivity still needs tiles: the bundled photos below
             held = reader(options.seed + 1_000_003, options.sensitivity_samples)
             pairs = list(held.pairs())
             say(f"sensitivity on {len(held.plan)} held-back tiles, budget {options.budget_db} dB")
@@ -555,8 +553,12 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         report["quantized_nodes"] = len(nodes)
         report["float_islands"] = islands
         report["groups"] = sorted(set(groups.values()))
-        final = (inline_float_lowerings(quantized) if _has_hermes_nodes(quantized) and
-                 (kind == "model" and options.target == "portable") else _strip_functions(quantized, model))
+        want = options.target or ("tensorrt" if kind == "tensorrt-onnx" else "portable")
+        if want == "tensorrt" and kind == "portable-onnx":
+            raise InputError("a portable .onnx cannot become a tensorrt-target graph; pass the model "
+                             "name/checkpoint or a --target tensorrt export")
+        final = (inline_float_lowerings(quantized) if _has_hermes_nodes(quantized) and want == "portable"
+                 else _strip_functions(quantized, model))
         target = "tensorrt" if _has_hermes_nodes(final) else "portable"
         context_name = output.stem + ".context.onnx"
         ranges_out = output.with_name(output.stem + ".ranges.json")
