@@ -9,9 +9,11 @@ writes them with onnxruntime's static QDQ quantizer, configured for TensorRT:
 * **Biases stay float**: onnxruntime quantizes a Conv bias to INT32 through a
   ``DequantizeLinear`` by default (``QuantizeBias``), which TensorRT's parser rejects;
   it is switched off, so a Conv reads ``DQ(x)``, ``DQ(W)`` and its float bias.
-* **Inputs only**: Q/DQ sit on the inputs of the quantized ops (the layout TensorRT
-  fuses into INT8 kernels), not on their outputs, so each activation is rounded once,
-  where it is read.
+* **Inputs only, and only for the quantized ops**: Q/DQ sit on the inputs of the
+  quantized ops (the layout TensorRT fuses into INT8 kernels), not on their outputs, so
+  each activation is rounded once, where it is read. onnxruntime hands the dequantized
+  tensor to *every* reader of a quantized activation (a Mul or a Reshape into the scan
+  beside the Conv); those readers are rewired to the float tensor.
 * **Never inside the scan or the DFT**: quantization runs on the graph that still holds
   the ``hermes::SelectiveScan`` / ``hermes::SpectralLowpass`` nodes (a ``tensorrt``
   target export; their lowerings are attached as ONNX functions so onnxruntime can run
@@ -41,6 +43,8 @@ sensitivity analysis, partial quantization); the code here is our own.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -259,6 +263,10 @@ def calibrate_ranges(model, reader, method: str = "entropy", op_types: Sequence[
     extra: dict = {"symmetric": True}
     if method == "percentile":
         extra["percentile"] = float(percentile)
+    if method == "entropy":
+        # onnxruntime's default of 128 histogram bins equals its 128 quantized bins, which
+        # leaves the KL search one candidate - the max - so "entropy" silently equals minmax
+        extra["num_bins"] = 2048
     with tempfile.TemporaryDirectory(prefix="hermes-int8-") as tmp:
         path = Path(tmp) / "model.onnx"
         onnx.save(runnable, str(path))
@@ -266,8 +274,9 @@ def calibrate_ranges(model, reader, method: str = "entropy", op_types: Sequence[
                                        augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=_ort_method(method), extra_options=extra)
         reader.rewind()
-        calibrator.collect_data(_ort_reader(reader))
-        data = calibrator.compute_data()
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print
+            calibrator.collect_data(_ort_reader(reader))
+            data = calibrator.compute_data()
         del calibrator
     ranges = {}
     for name, value in sorted(data.data.items()):
@@ -275,7 +284,8 @@ def calibrate_ranges(model, reader, method: str = "entropy", op_types: Sequence[
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise QuantizationError(f"tensor '{name}' reached a non-finite value during calibration; "
                                     "check the model in FP32 first (hermes-export verify)")
-        ranges[name] = (lo, hi)
+        m = max(abs(lo), abs(hi))
+        ranges[name] = (-m, m)  # what the symmetric quantizer uses either way
     return ranges
 
 
@@ -341,10 +351,31 @@ def quantize_qdq(model, ranges: dict[str, tuple[float, float]], nodes: Iterable[
     quantizer = QDQQuantizer(work, True, False, QuantType.QInt8, QuantType.QInt8, data, nodes, [],
                              list(op_types), extra)
     quantizer.quantize_model()
+    out = quantizer.model.model
+    _float_for_other_readers(out, set(nodes))
     quantizer.model.topological_sort()
     out = quantizer.model.model
     check_qdq(out)
     return out
+
+
+def _float_for_other_readers(model, selected: set[str]) -> None:
+    """onnxruntime's QDQ pass points *every* reader of a quantized activation at its
+    ``DequantizeLinear`` (``DedicatedQDQPair`` only helps with two or more quantized
+    readers), so a Mul, Reshape or scan input next to a Conv would silently read INT8
+    values. Rewire every reader that was not selected back to the float tensor."""
+    q_input = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    dq_float = {n.output[0]: q_input[n.input[0]] for n in model.graph.node
+                if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
+    for node in model.graph.node:
+        if node.name in selected or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i, name in enumerate(node.input):
+            if name in dq_float:
+                node.input[i] = dq_float[name]
+    for out in model.graph.output:
+        if out.name in dq_float:
+            raise QuantizationError(f"graph output '{out.name}' was quantized; keep its producer float")
 
 
 def check_qdq(model) -> None:
