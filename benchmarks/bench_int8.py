@@ -9,7 +9,7 @@ calibrates it (``hermes-export calibrate default --exclude`` with the float isla
 on the same seeded tile and context with the CPU execution provider, graph
 optimizations on (onnxruntime fuses DQ -> Conv -> Q into QLinearConv-style INT8 kernels
 where its CPU provider has them). Reports seconds per tile (median), input megapixels
-per second, and INT8's speed-up over FP32. The context (once per image) is excluded, as
+per second, and INT8's speed-up over FP32; the two graphs run alternately. The context (once per image) is excluded, as
 in the tiled runtime.
 """
 
@@ -27,14 +27,18 @@ import numpy as np
 ISLANDS = "head,local_blocks.0,upsample"
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    samples = []
+def _time_interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function, runs alternating so that a load change on a
+    shared machine hits both sides alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    samples: dict = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for k, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[k].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def main() -> None:
@@ -62,11 +66,12 @@ def main() -> None:
         int8 = str(calibrate_int8("default", tmp / "x2.int8.onnx",
                                   Int8Options(exclude=tuple(ISLANDS.split(",")))).path)
     x = np.random.default_rng(0).random((args.batch, 3, args.tile, args.tile), dtype=np.float32)
-    results = {}
+    fns = {}
     for label, path in (("onnxruntime CPU, fp32", fp32), ("onnxruntime CPU, int8 Q/DQ", int8)):
         runner = OrtRunner(path, threads=args.threads)
         ctx = runner.context(x)
-        results[label] = _time(lambda: runner.infer(x, ctx), args.repeats)
+        fns[label] = (lambda r, c: (lambda: r.infer(x, c)))(runner, ctx)
+    results = _time_interleaved(fns, args.repeats)
     mpix = args.batch * args.tile * args.tile / 1e6
     base = results["onnxruntime CPU, fp32"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_fp32": base / v} for k, v in results.items()}
