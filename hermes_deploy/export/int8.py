@@ -497,7 +497,7 @@ def _psnr_drop(mse_fp32: float, mse_int8: float) -> float:
 # --------------------------------------------------------------------------- driver
 
 
-def _load_source(source: str | os.PathLike, options: Int8Options, workdir: Path, say: Progress):
+def _load_source(source: str | os.PathLike, workdir: Path, say: Progress):
     """(graph to quantize, context graph path, spec, input kind)."""
     import onnx
 
@@ -543,12 +543,16 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
     if output.suffix != ".onnx":
         raise InputError(f"output must end in .onnx, got '{output.name}'")
     with tempfile.TemporaryDirectory(prefix="hermes-int8-") as tmp:
-        model, ctx_path, spec, kind = _load_source(source, options, Path(tmp), say)
+        model, ctx_path, spec, kind = _load_source(source, Path(tmp), say)
         op_types = tuple(options.op_types)
         if kind == "portable-onnx" and op_types != ("Conv",):
             raise InputError("a portable .onnx has the scan and DFT lowered to plain MatMuls that "
                              "cannot be told apart; quantize only Conv there (--op-types Conv) or "
                              "pass the model name/checkpoint or a --target tensorrt export")
+        want = options.target or ("tensorrt" if kind == "tensorrt-onnx" else "portable")
+        if want == "tensorrt" and kind == "portable-onnx":
+            raise InputError("a portable .onnx cannot become a tensorrt-target graph; pass the model "
+                             "name/checkpoint or a --target tensorrt export")
         ctx_fn = onnx_context_fn(ctx_path)
 
         def reader(seed: int, samples: int):
@@ -584,10 +588,6 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         report["quantized_nodes"] = len(nodes)
         report["float_islands"] = islands
         report["groups"] = sorted(set(groups.values()))
-        want = options.target or ("tensorrt" if kind == "tensorrt-onnx" else "portable")
-        if want == "tensorrt" and kind == "portable-onnx":
-            raise InputError("a portable .onnx cannot become a tensorrt-target graph; pass the model "
-                             "name/checkpoint or a --target tensorrt export")
         final = (inline_float_lowerings(quantized) if _has_hermes_nodes(quantized) and want == "portable"
                  else _strip_functions(quantized, model))
         target = "tensorrt" if _has_hermes_nodes(final) else "portable"
