@@ -22,8 +22,8 @@ writes them with onnxruntime's static QDQ quantizer, configured for TensorRT:
   inlines the float lowerings. A portable ``.onnx`` given as input has no such marks
   (its MatMuls may be DFT or scan matmuls), so only ``Conv`` - an op the lowerings do
   not contain - is quantized there.
-* **Op types**: ``Conv`` by default (nearly all of the MACs outside the scan/DFT).
-  ``MatMul`` (the attention products, activation x activation) can be added.
+* **Op types**: ``Conv`` by default. ``MatMul`` (the attention products, activation x
+  activation; their quality effect is not measured yet) can be added.
 
 Ranges (``calibrate_ranges``) come from onnxruntime's calibrators (``minmax``,
 ``entropy``: KL-divergence threshold, ``percentile``) over a
