@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile as _parse_tile
+from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -176,6 +177,7 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
 
 app.command("infer")(infer)
 app.command("bench")(bench)
+app.command("calibrate")(calibrate)
 
 
 def main() -> None:
