@@ -6,10 +6,11 @@ cut the way the tiled runtime will cut them:
 * **Degradation**: an SR model (scale > 1) is calibrated on its real input, the bicubic
   downscale of each ground-truth image (:func:`hermes_deploy.quality.bicubic_down`,
   the degradation of the quality harness); a scale-1 model gets the images as they are.
-* **Tiles**: a fixed ``tile`` (H, W) in input pixels on the runtime's grid: steps of
-  ``tile - overlap`` from the top-left corner, the last row/column of tiles moved back
-  to end exactly at the border (so no tile is padded). Images smaller than the tile are
-  skipped (the runtime would run them whole, at another size).
+* **Tiles**: a fixed ``tile`` (H, W) in input pixels on the runtime's own grid
+  (:mod:`hermes_deploy.tile_grid`: starts on multiples of the model's size multiple,
+  the last tile ending at the image size rounded up to it, padded by reflection).
+  Images smaller than the tile are skipped (the runtime would run them whole, at
+  another size).
 * **Context**: computed once per *whole* (degraded) image by ``context_fn`` (the
   companion context graph in onnxruntime, :func:`onnx_context_fn`) and given to every
   tile of that image, as at run time.
@@ -38,8 +39,10 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import InputError
+
 from ..quality.degrade import bicubic_down, mod_crop
 from ..quality.photos import TRAIN_PHOTOS, load_image_file, load_photo
+from ..tile_grid import axis_starts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
@@ -72,26 +75,32 @@ def load_calibration_images(source: str | os.PathLike | Sequence[str] | None) ->
     return out
 
 
-def tile_grid(height: int, width: int, tile: tuple[int, int], overlap: int = 0) -> list[tuple[int, int]]:
+def tile_grid(height: int, width: int, tile: tuple[int, int], overlap: int = 0,
+              multiple: int = 1) -> list[tuple[int, int]]:
     """Top-left corners of the runtime's tiles over a ``height`` x ``width`` image.
 
-    Steps of ``tile - overlap``; the last tile of each row/column ends at the border.
-    Empty when the image is smaller than the tile.
+    The runtime's own grid (:func:`hermes_deploy.tile_grid.axis_starts`): starts on
+    multiples of the model's size ``multiple``, the last tile ending at the image size
+    rounded up to that multiple (those few pixels are reflection padding, see
+    :func:`pad_to_multiple`). Empty when the image is smaller than the tile.
     """
     th, tw = tile
     if overlap < 0 or overlap >= min(th, tw):
         raise InputError(f"overlap must be in [0, {min(th, tw) - 1}] for tile {th}x{tw}, got {overlap}")
     if height < th or width < tw:
         return []
+    return [(top, left) for top in axis_starts(height, th, overlap, multiple)
+            for left in axis_starts(width, tw, overlap, multiple)]
 
-    def starts(size: int, t: int) -> list[int]:
-        step = t - overlap
-        out = list(range(0, size - t + 1, step))
-        if out[-1] != size - t:
-            out.append(size - t)
-        return out
 
-    return [(top, left) for top in starts(height, th) for left in starts(width, tw)]
+def pad_to_multiple(chw: np.ndarray, multiple: int) -> np.ndarray:
+    """(C, H, W) padded at the bottom/right to multiples by symmetric reflection, as the
+    runtime pads an image's last tiles (and the model pads a whole image)."""
+    m = max(1, multiple)
+    ph, pw = -chw.shape[1] % m, -chw.shape[2] % m
+    if not (ph or pw):
+        return chw
+    return np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
 
 
 def onnx_context_fn(context_graph: str | os.PathLike, threads: int = 0) -> ContextFn:
@@ -116,7 +125,7 @@ class TileReader:
 
     def __init__(self, images: Sequence[tuple[str, np.ndarray]], context_fn: ContextFn | None,
                  tile: tuple[int, int] = (64, 64), samples: int = 32, batch: int = 1,
-                 scale: int = 1, seed: int = 0, overlap: int = 0,
+                 scale: int = 1, seed: int = 0, overlap: int = 0, multiple: int = 1,
                  input_name: str = "input", context_name: str = "context") -> None:
         if samples < 1 or batch < 1:
             raise InputError(f"samples and batch must be >= 1, got samples={samples}, batch={batch}")
@@ -128,16 +137,20 @@ class TileReader:
         self.names: list[str] = []
         self._lq: list[np.ndarray] = []
         self._gt: list[np.ndarray] = []
+        self._tiles_from: list[np.ndarray] = []  # the model input, padded as the runtime pads
         grids: list[list[tuple[int, int]]] = []
         for name, img in images:
             gt = mod_crop(img, self.scale) if self.scale > 1 else np.ascontiguousarray(img, np.float32)
+            pad = self.scale * max(1, multiple)  # ground truth padded like the input tiles
+            gt = np.pad(gt, ((0, -gt.shape[0] % pad), (0, -gt.shape[1] % pad), (0, 0)), mode="symmetric")
             lq = bicubic_down(img, self.scale) if self.scale > 1 else gt
-            grid = tile_grid(lq.shape[0], lq.shape[1], self.tile, self.overlap)
+            grid = tile_grid(lq.shape[0], lq.shape[1], self.tile, self.overlap, multiple)
             if not grid:
                 continue  # smaller than one tile: the runtime would not cut it at this size
             self.names.append(name)
             self._gt.append(gt)
             self._lq.append(np.ascontiguousarray(lq.transpose(2, 0, 1)))
+            self._tiles_from.append(pad_to_multiple(self._lq[-1], multiple))
             grids.append(grid)
         if not self._lq:
             raise InputError(f"no calibration image is at least {self.tile[0]}x{self.tile[1]} after "
@@ -175,7 +188,7 @@ class TileReader:
         th, tw = self.tile
         s = self.scale
         entries = self.plan[index * self.batch:(index + 1) * self.batch]
-        x = np.stack([self._lq[k][:, t:t + th, l:l + tw] for k, t, l in entries]).astype(np.float32)
+        x = np.stack([self._tiles_from[k][:, t:t + th, l:l + tw] for k, t, l in entries]).astype(np.float32)
         gt = np.stack([self._gt[k][t * s:(t + th) * s, l * s:(l + tw) * s].transpose(2, 0, 1)
                        for k, t, l in entries]).astype(np.float32)
         feed = {self.input_name: np.ascontiguousarray(x)}

@@ -558,7 +558,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         def reader(seed: int, samples: int):
             return TileReader(load_calibration_images(images), ctx_fn, tile=options.tile,
                               samples=samples, batch=options.batch, scale=spec.scale, seed=seed,
-                              input_name=spec.input_name, context_name=spec.context_name)
+                              multiple=spec.size_multiple, input_name=spec.input_name, context_name=spec.context_name)
 
         if ranges_path is not None:
             say(f"reusing calibration ranges from {ranges_path}")

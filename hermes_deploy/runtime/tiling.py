@@ -30,28 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-
-
-def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
-    """Tile start positions along one axis of ``length`` pixels.
-
-    Starts are multiples of ``multiple`` (the model's size multiple), so the network's
-    windows and down-sampling see each tile on the same grid as the whole image, and the
-    last tile ends where the whole-image pass ends: at ``length`` rounded up to the
-    multiple (the few pixels past the image are the same reflection the model pads the
-    whole image with). Steps are spread evenly and never exceed ``tile - overlap``.
-    """
-    m = max(1, multiple)
-    end = -(-length // m) * m
-    if end <= tile:
-        return [0]  # one tile: no neighbour to overlap
-    step = (tile - overlap) // m  # in units of m
-    if tile <= overlap or step < 1:
-        raise InputError(f"tile {tile} must exceed the overlap {overlap} by at least the "
-                         f"model's size multiple {m}; raise --tile or lower --overlap")
-    units = (end - tile) // m
-    n = -(-units // step)  # number of steps
-    return [(i * units // n) * m for i in range(n)] + [end - tile]
+from ..tile_grid import axis_starts
 
 
 def blend_profile(tile: int, scale: int, lead: bool, trail: bool, overlap: int) -> np.ndarray:

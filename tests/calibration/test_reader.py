@@ -90,10 +90,16 @@ def test_tiles_are_crops_of_the_bicubic_downscale_with_whole_image_context(image
             np.testing.assert_array_equal(gt[j], hr)
 
 
-def test_tile_grid_covers_the_image_with_border_aligned_last_tiles():
+def test_tile_grid_is_the_runtime_grid():
+    from hermes_deploy.runtime.tiling import plan_tiles
+
+    plan = plan_tiles(100, 70, (32, 32), overlap=8, scale=2, size_multiple=8)
+    grid = tile_grid(100, 70, (32, 32), overlap=8, multiple=8)
+    assert grid == [(t, l) for t in plan.ys for l in plan.xs]
+    assert all(t % 8 == 0 and l % 8 == 0 for t, l in grid)
     grid = tile_grid(100, 70, (32, 32), overlap=8)
     tops, lefts = sorted({t for t, _ in grid}), sorted({l for _, l in grid})
-    assert tops == [0, 24, 48, 68] and lefts == [0, 24, 38]
+    assert tops[-1] == 68 and lefts[-1] == 38  # multiple 1: the last tiles end at the border
     covered = np.zeros((100, 70), bool)
     for t, l in grid:
         covered[t:t + 32, l:l + 32] = True
