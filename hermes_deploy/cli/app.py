@@ -185,6 +185,11 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
         typer.echo(f"checkpoint: {result.checkpoint}")
 
 
+from .build_cmd import build as _build_cmd  # noqa: E402  (own module: keeps merges small)
+
+app.command("build")(_build_cmd)
+
+
 def main() -> None:
     app()
 
