@@ -131,6 +131,7 @@ def build(onnx_path: PathLike, engine_path: PathLike, options: BuildOptions = Bu
         inputs=[list(d) for d in report.inputs], outputs=[list(d) for d in report.outputs],
         plugins=facts["plugins"], build={**build_facts, "cache_key": key},
         spec=facts["spec"], onnx_name=str(onnx_path), package_version=__version__)
+    manifest = mf.EngineManifest.from_json(manifest.to_json())  # JSON types (lists) in memory too
     written = mf.write_manifest(engine_file, manifest)
     _cache_store(options.cache_dir, key, engine_file, manifest)
     return BuildResult(engine_file, written, manifest, False, time.perf_counter() - start, report)

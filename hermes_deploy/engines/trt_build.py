@@ -210,8 +210,9 @@ def build_engine(
     profile is built; a list of such mappings builds one optimization profile each (the
     runner picks the one that fits a tile). ``workspace_mb`` caps the builder's workspace
     memory pool. ``optimization_level`` (0-5) trades build time for engine speed.
-    ``timing_cache`` is a file of kernel timings that the build reads when it exists and
-    updates afterwards (atomically), so repeated builds skip measurements.
+    ``timing_cache`` is a file of kernel timings that a full-TensorRT build reads when it
+    exists and updates afterwards (atomically), so repeated builds skip measurements;
+    TensorRT-RTX ignores it (it times no kernels at build time).
 
     The engine is written to ``engine_path`` (parent folders are created) through a
     temporary file and ``os.replace``; without ``engine_path`` it is returned in
@@ -252,7 +253,7 @@ def build_engine(
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
         if optimization_level is not None:
             config.builder_optimization_level = optimization_level
-        cache = _open_timing_cache(config, timing_cache)
+        cache = _open_timing_cache(config, timing_cache, backend)
         used_profiles = [_add_profile(builder, config, network, inputs, one, logger)
                          for one in profile_list]
 
@@ -592,9 +593,16 @@ def _profile_list(profiles: ProfileSpec | None) -> list[ProfileMap]:
     return listed
 
 
-def _open_timing_cache(config: Any, path: PathLike | None) -> Any:
-    """Attach a timing cache (read from ``path`` when the file exists) to ``config``."""
+def _open_timing_cache(config: Any, path: PathLike | None, backend: str = "full") -> Any:
+    """Attach a timing cache (read from ``path`` when the file exists) to ``config``.
+
+    TensorRT-RTX builds measure no kernels (its timing-cache calls are no-ops since 1.2),
+    so for ``"rtx"`` the cache is ignored and no file is written.
+    """
     if path is None:
+        return None
+    if backend == "rtx":
+        _log.info("TensorRT-RTX measures no kernel timings at build time; ignoring %s", path)
         return None
     if not hasattr(config, "create_timing_cache"):
         _log.warning("this TensorRT has no timing cache; ignoring %s", path)
