@@ -1,6 +1,6 @@
 """Triton kernels of the plugins against the torch reference ops, under the interpreter.
 
-``TRITON_INTERPRET=1`` runs the kernels on CPU tensors with numpy semantics, so these
+CPU tensors run the kernels with ``TRITON_INTERPRET=1`` (numpy semantics), so these
 tests check the kernels' arithmetic (indexing, masking, bases, recurrence) everywhere;
 the compiled kernels are checked on a GPU by ``scripts/gpu_check.py``. Each case is also
 held against the float64 numpy references (sequential recurrence, direct complex DFT),
@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported anywhere
+import numpy as np
+import pytest
+import torch
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from hermes_deploy.errors import InputError  # noqa: E402
-from hermes_deploy.ops.scan import selective_scan_numpy, selective_scan_reference  # noqa: E402
-from hermes_deploy.ops.spectral import (spectral_lowpass_numpy,  # noqa: E402
-                                        spectral_lowpass_reference)
+from hermes_deploy.engines.plugins import kernels
+from hermes_deploy.errors import InputError
+from hermes_deploy.ops.scan import selective_scan_numpy, selective_scan_reference
+from hermes_deploy.ops.spectral import spectral_lowpass_numpy, spectral_lowpass_reference
 
 pytest.importorskip("triton", reason="triton is not installed (pip install 'hermes-deploy[plugins]')")
-if os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("TRITON_INTERPRET is set to something other than 1; these tests run the "
-                "interpreter on CPU", allow_module_level=True)
-
-from hermes_deploy.engines.plugins import kernels  # noqa: E402
 
 TOL = 1e-4
 
@@ -84,6 +77,12 @@ def test_half_io_is_computed_in_float32():
     exact = selective_scan_numpy(*[a.float().numpy() for a in args])
     # inputs are exact in fp16; only the output rounding (2^-11 relative) remains
     assert np.abs(y.float().numpy() - exact).max() <= 2e-3 * max(1.0, np.abs(exact).max())
+
+
+def test_interpreter_flag_is_scoped_to_the_call():
+    before = os.environ.get("TRITON_INTERPRET")
+    kernels.spectral_lowpass_triton(torch.ones(1, 1, 4, 4), torch.ones(1), torch.ones(1))
+    assert os.environ.get("TRITON_INTERPRET") == before
 
 
 def test_bad_shapes_are_refused():

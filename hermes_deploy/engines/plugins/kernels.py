@@ -1,8 +1,10 @@
 """Triton kernels of the ``hermes`` custom ops (the compute side of the TensorRT plugins).
 
-Both kernels favour being obviously correct over speed; they are checked against the torch
-reference ops under the Triton interpreter (``TRITON_INTERPRET=1``, CPU tensors) and,
-on a CUDA machine, by ``scripts/gpu_check.py``.
+Kernel arguments are ordered (input pointers, int32 scalars, output pointer), the
+calling convention of TensorRT's ahead-of-time plugin launches. Both kernels favour being obviously correct over speed. CPU tensors run them in the
+Triton interpreter (``TRITON_INTERPRET=1``, scoped to those calls), CUDA tensors run the
+compiled kernels; the tests check the interpreted ones against the torch reference ops,
+``scripts/gpu_check.py`` the compiled ones on a GPU.
 
 ``selective_scan_kernel`` - one program per (batch, head). The state ``s`` (n x p) lives
 in registers and the program walks the sequence once::
@@ -28,9 +30,14 @@ is embedded in the engine). Kernels written here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
 import math
-from typing import Any
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
 
 from ...errors import InputError, MissingDependencyError
 
@@ -44,97 +51,58 @@ def _next_pow2(n: int, floor: int = 16) -> int:
     return max(floor, 1 << max(0, math.ceil(math.log2(max(1, n)))))
 
 
-@functools.cache
-def kernels() -> dict[str, Any]:
-    """Compile-on-first-use Triton kernels (``triton`` is imported here, lazily).
+@contextlib.contextmanager
+def _interpreter(on: bool) -> Iterator[None]:
+    """``TRITON_INTERPRET=1`` while interpreted kernels are defined and launched.
 
-    Whether they run in the interpreter is decided by ``TRITON_INTERPRET`` at the first
-    call of this function.
+    Triton decides at decoration time whether ``@triton.jit`` gives an interpreted
+    function, and reads the flag again while interpreting; scoping it here lets one
+    process hold both the compiled kernels (GPU, AOT) and the interpreted ones (CPU).
+    """
+    if not on:
+        yield
+        return
+    previous = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = previous
+
+
+def kernels(interpret: bool = False) -> dict[str, Any]:
+    """The Triton kernels; ``interpret=True`` gives the interpreter's versions (CPU tensors).
+
+    ``triton`` is imported here, lazily.
     """
     try:
-        import triton
-        import triton.language as tl
+        import triton  # noqa: F401
     except ImportError:
         raise MissingDependencyError("triton", "plugins", "Running the HERMES plugin kernels") from None
+    return _define(bool(interpret))
 
-    @triton.jit
-    def selective_scan_kernel(x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, y_ptr,
-                              L, H, P, G, N,
-                              BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr):
-        pid = tl.program_id(0)  # over batch * heads
-        bi = pid // H
-        hi = pid % H
-        gi = hi // (H // G)
-        offs_p = tl.arange(0, BLOCK_P)
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_p = offs_p < P
-        mask_n = offs_n < N
-        a = tl.load(a_ptr + hi).to(tl.float32)
-        state = tl.zeros((BLOCK_N, BLOCK_P), dtype=tl.float32)
-        for t in range(0, L):
-            row = bi * L + t
-            x = tl.load(x_ptr + (row * H + hi) * P + offs_p, mask=mask_p, other=0.0).to(tl.float32)
-            dt = tl.load(dt_ptr + row * H + hi).to(tl.float32)
-            bv = tl.load(b_ptr + (row * G + gi) * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-            cv = tl.load(c_ptr + (row * G + gi) * N + offs_n, mask=mask_n, other=0.0).to(tl.float32)
-            state = tl.exp(dt * a) * state + (dt * bv)[:, None] * x[None, :]
-            y = tl.sum(cv[:, None] * state, axis=0)
-            tl.store(y_ptr + (row * H + hi) * P + offs_p, y.to(y_ptr.dtype.element_ty), mask=mask_p)
 
-    @triton.jit
-    def spectral_lowpass_kernel(x_ptr, cut_ptr, sharp_ptr, y_ptr, C, H, W,
-                                BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-        pid = tl.program_id(0)  # over batch * channels
-        ci = pid % C
-        base = pid * H * W
-        two_pi: tl.constexpr = 6.283185307179586
-        rows = tl.arange(0, BLOCK_H)
-        cols = tl.arange(0, BLOCK_W)
-        mask_h = rows < H
-        mask_w = cols < W
-        plane_mask = mask_h[:, None] & mask_w[None, :]
-        x = tl.load(x_ptr + base + rows[:, None] * W + cols[None, :], mask=plane_mask,
-                    other=0.0).to(tl.float32)
+@functools.cache
+def _define(interpret: bool) -> dict[str, Any]:
+    with _interpreter(interpret):
+        path = Path(__file__).with_name("_triton_src.py")
+        name = f"{__package__}._triton_src_{'interpreted' if interpret else 'compiled'}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # triton looks kernels' modules up by name
+        spec.loader.exec_module(module)
+    return {"selective_scan": module.selective_scan_kernel,
+            "spectral_lowpass": module.spectral_lowpass_kernel}
 
-        # bases: [k, j] = cos/sin(2 pi (k j mod n) / n), zero outside n x n
-        kh = (rows[:, None] * rows[None, :]) % H
-        ph = kh.to(tl.float32) * (two_pi / H)
-        hmask = mask_h[:, None] & mask_h[None, :]
-        ch = tl.where(hmask, tl.cos(ph), 0.0)
-        sh = tl.where(hmask, tl.sin(ph), 0.0)
-        kw = (cols[:, None] * cols[None, :]) % W
-        pw = kw.to(tl.float32) * (two_pi / W)
-        wmask = mask_w[:, None] & mask_w[None, :]
-        cw = tl.where(wmask, tl.cos(pw), 0.0)
-        sw = tl.where(wmask, tl.sin(pw), 0.0)
 
-        # forward DFT (e^{-i} convention): re = Ch X Cw - Sh X Sw, im = -(Ch X Sw + Sh X Cw)
-        xc = tl.dot(x, cw, input_precision="ieee")
-        xs = tl.dot(x, sw, input_precision="ieee")
-        re = tl.dot(ch, xc, input_precision="ieee") - tl.dot(sh, xs, input_precision="ieee")
-        im = -(tl.dot(ch, xs, input_precision="ieee") + tl.dot(sh, xc, input_precision="ieee"))
-
-        # radial gate on |fftfreq|: r = sqrt(2) * sqrt(fy^2 + fx^2)
-        fy = tl.minimum(rows, H - rows).to(tl.float32) / H
-        fx = tl.minimum(cols, W - cols).to(tl.float32) / W
-        r = 1.4142135623730951 * tl.sqrt(fy[:, None] * fy[:, None] + fx[None, :] * fx[None, :])
-        cut = tl.load(cut_ptr + ci).to(tl.float32)
-        sharp = tl.load(sharp_ptr + ci).to(tl.float32)
-        z = tl.minimum(tl.maximum(sharp * (cut - r), -80.0), 80.0)  # exp stays finite
-        gate = tl.where(plane_mask, 1.0 / (1.0 + tl.exp(-z)), 0.0)
-        re = re * gate
-        im = im * gate
-
-        # inverse DFT (e^{+i}), real part: Ch (re Cw - im Sw) - Sh (re Sw + im Cw)
-        pr = tl.dot(re, cw, input_precision="ieee") - tl.dot(im, sw, input_precision="ieee")
-        pi = tl.dot(re, sw, input_precision="ieee") + tl.dot(im, cw, input_precision="ieee")
-        out = tl.dot(ch, pr, input_precision="ieee") - tl.dot(sh, pi, input_precision="ieee")
-        out = out / (H * W)
-        tl.store(y_ptr + base + rows[:, None] * W + cols[None, :],
-                 out.to(y_ptr.dtype.element_ty), mask=plane_mask)
-
-    return {"selective_scan": selective_scan_kernel, "spectral_lowpass": spectral_lowpass_kernel,
-            "triton": triton}
+def _launch(name: str, grid: tuple[int], args: tuple, blocks: dict[str, int], device: Any) -> None:
+    interpret = getattr(device, "type", "cpu") != "cuda"
+    kernel = kernels(interpret)[name]
+    with _interpreter(interpret):
+        kernel[grid](*args, **blocks)
 
 
 def scan_launch(b: int, l: int, h: int, p: int, g: int, n: int) -> tuple[tuple[int], dict[str, int]]:
@@ -151,7 +119,7 @@ def lowpass_launch(b: int, c: int, h: int, w: int) -> tuple[tuple[int], dict[str
 
 
 def selective_scan_triton(x, dt, A, B, C):
-    """``hermes::selective_scan`` on torch tensors (CUDA, or CPU under the interpreter)."""
+    """``hermes::selective_scan`` on torch tensors: compiled on CUDA, interpreted on CPU."""
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     if dt.shape != (b, l, h) or A.shape != (h,) or B.shape != (b, l, g, n) or C.shape != B.shape \
@@ -162,12 +130,12 @@ def selective_scan_triton(x, dt, A, B, C):
     x, dt, A, B, C = (t.contiguous() for t in (x, dt, A, B, C))
     y = x.new_empty(x.shape)
     grid, blocks = scan_launch(b, l, h, p, g, n)
-    kernels()["selective_scan"][grid](x, dt, A, B, C, y, l, h, p, g, n, **blocks)
+    _launch("selective_scan", grid, (x, dt, A, B, C, l, h, p, g, n, y), blocks, x.device)
     return y
 
 
 def spectral_lowpass_triton(x, cutoff, sharpness):
-    """``hermes::spectral_lowpass`` on torch tensors (CUDA, or CPU under the interpreter)."""
+    """``hermes::spectral_lowpass`` on torch tensors: compiled on CUDA, interpreted on CPU."""
     b, c, h, w = x.shape
     if cutoff.shape != (c,) or sharpness.shape != (c,):
         raise InputError(f"spectral lowpass: cutoff {tuple(cutoff.shape)} and sharpness "
@@ -175,5 +143,5 @@ def spectral_lowpass_triton(x, cutoff, sharpness):
     x, cutoff, sharpness = (t.contiguous() for t in (x, cutoff, sharpness))
     y = x.new_empty(x.shape)
     grid, blocks = lowpass_launch(b, c, h, w)
-    kernels()["spectral_lowpass"][grid](x, cutoff, sharpness, y, c, h, w, **blocks)
+    _launch("spectral_lowpass", grid, (x, cutoff, sharpness, c, h, w, y), blocks, x.device)
     return y
