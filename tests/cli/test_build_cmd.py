@@ -1,7 +1,7 @@
 """``hermes-export build`` on an exported tiny HERMES graph (TensorRT-RTX, SM89, on CPU).
 
-One portable FP32 export per module (tens of seconds); the builds use a 32x32 tile and
-builder optimization level 0 so each takes seconds.
+One portable FP32 and one FP16 export (tens of seconds each); the builds use a 32x32
+tile and builder optimization level 0 so each takes seconds.
 """
 
 from __future__ import annotations
@@ -23,13 +23,22 @@ pytest.importorskip("onnxruntime", reason="exporting needs the onnx extra")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+def checkpoint(tmp_path_factory):
     from hermes_deploy.model.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("build")
-    ckpt = save_checkpoint(make_model("tiny", 2, seed=3), root / "tiny.safetensors")
-    return export_onnx(str(ckpt), root / "tiny.onnx", ExportOptions()).path
+    return save_checkpoint(make_model("tiny", 2, seed=3), root / "tiny.safetensors")
+
+
+def _export(checkpoint, name, **options):
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+
+    return export_onnx(str(checkpoint), checkpoint.parent / name, ExportOptions(**options)).path
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint):
+    return _export(checkpoint, "tiny.onnx")
 
 
 def _run(*args):
@@ -86,6 +95,17 @@ def test_bad_arguments_are_one_line_errors(exported, tmp_path, args, expected):
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], out
     assert not engine.exists()
+
+
+def test_fp16_export_builds_and_the_manifest_says_so(checkpoint, tmp_path):
+    fp16 = _export(checkpoint, "tiny-fp16.onnx", precision="fp16")
+    engine = tmp_path / "fp16.engine"
+    code, out = _run("build", fp16, "-o", engine, "--tile", "32x32",
+                     "--builder-optimization-level", "0")
+    assert code == 0, out
+    m = read_manifest(engine)
+    assert m.precision == "fp16" == m.model_spec().precision
+    assert m.inputs[0][:2] == ["input", "float32"]  # FP32 I/O around the FP16 graph
 
 
 def test_missing_onnx(tmp_path):
