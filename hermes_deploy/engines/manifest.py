@@ -193,10 +193,16 @@ def cache_key(*, flavour: str, trt_version: str, compute_capability: str, onnx_s
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def rebuild_command(manifest: EngineManifest, engine_path: PathLike) -> str:
-    """The ``hermes-export build`` command line that rebuilds this engine."""
+def rebuild_command(manifest: EngineManifest, engine_path: PathLike,
+                    compute_capability: str | None = None) -> str:
+    """The ``hermes-export build`` command line that rebuilds this engine.
+
+    ``compute_capability`` replaces the recorded RTX target (to rebuild for this GPU).
+    """
     parts = ["hermes-export build", manifest.onnx_name or "MODEL.onnx", "-o", str(engine_path),
              "--trt", manifest.flavour]
+    if manifest.flavour == "tensorrt-rtx":
+        parts += ["--compute-capability", compute_capability or manifest.compute_capability]
     build = manifest.build
     if build.get("tile"):
         parts += ["--tile", "x".join(str(v) for v in build["tile"])]
@@ -244,7 +250,8 @@ def check_manifest(manifest: EngineManifest, engine_path: PathLike, *, flavour: 
         if running != manifest.compute_capability:
             raise EngineMismatchError(
                 f"engine {name} targets compute capability {manifest.compute_capability} but "
-                f"this GPU is {running}; {how} --compute-capability {running}"
+                f"this GPU is {running}; rebuild it: "
+                f"{rebuild_command(manifest, engine_path, running)}"
                 if manifest.flavour == "tensorrt-rtx" else
                 f"engine {name} was built on a {manifest.compute_capability} GPU but this GPU "
                 f"is {running}; {how} (on this machine)")

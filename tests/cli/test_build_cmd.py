@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hermes_deploy.cli.app import app
-from hermes_deploy.engines.manifest import check_manifest, read_manifest
+from hermes_deploy.engines.manifest import check_manifest, read_manifest, rebuild_command
 from hermes_deploy.spec import ModelSpec
 
 from ..conftest import make_model
@@ -77,6 +77,14 @@ def test_build_dynamic_profiles_for_another_target(exported, tmp_path):
     m = read_manifest(engine)
     assert m.compute_capability == "SM86"
     assert m.profiles[0]["input"] == [[1, 3, 16, 16], [1, 3, 32, 32], [1, 3, 48, 48]]
+    # the rebuild command that mismatch errors print reproduces the same engine facts
+    command = rebuild_command(m, tmp_path / "again.engine").split()
+    assert command[:2] == ["hermes-export", "build"]
+    assert "--compute-capability SM86" in " ".join(command)
+    code, out = _run(*command[1:])
+    assert code == 0, out
+    again = read_manifest(tmp_path / "again.engine")
+    assert again.profiles == m.profiles and again.build["cache_key"] == m.build["cache_key"]
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -106,7 +106,8 @@ def _check(manifest, engine, **overrides):
 def _one_line_rebuild(info, engine):
     message = str(info.value)
     assert "\n" not in message and isinstance(info.value, HermesError)
-    assert f"rebuild it: hermes-export build {engine.parent / 'm.onnx'} -o {engine}" in message
+    assert f"rebuild it: hermes-export build {engine.parent / 'm.onnx'} -o {engine} --trt " \
+        "tensorrt-rtx --compute-capability SM" in message
     return message
 
 
@@ -151,7 +152,7 @@ def test_other_compute_capability_is_refused(tmp_path):
         _check(result.manifest, engine, compute_capability="SM89")
     message = _one_line_rebuild(info, engine)
     assert "targets compute capability SM86 but this GPU is SM89" in message
-    assert message.endswith("--compute-capability SM89")
+    assert "--trt tensorrt-rtx --compute-capability SM89 --tile 32x32" in message
 
 
 def test_changed_onnx_and_replaced_engine_are_refused(built):
