@@ -116,6 +116,18 @@ def test_fp16_export_builds_and_the_manifest_says_so(checkpoint, tmp_path):
     assert m.inputs[0][:2] == ["input", "float32"]  # FP32 I/O around the FP16 graph
 
 
+def test_full_tensorrt_missing_names_the_extra(exported, tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    code, out = _run("build", exported, "-o", tmp_path / "t.engine", "--trt", "tensorrt",
+                     "--tile", "32x32")
+    assert code == 2 and "pip install 'hermes-deploy[tensorrt]'" in out
+    assert not (tmp_path / "t.engine").exists()
+
+
 def test_missing_onnx(tmp_path):
     code, out = _run("build", tmp_path / "absent.onnx", "-o", tmp_path / "x.engine")
     assert code == 2 and "not found" in out
