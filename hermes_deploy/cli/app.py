@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile as _parse_tile
+from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
 
@@ -178,6 +179,7 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
 app.command("infer")(infer)
 app.command("bench")(bench)
 app.command("calibrate")(calibrate)
+app.command("build")(build)
 
 
 def main() -> None:

@@ -64,6 +64,8 @@ __all__ = [
 Shape = tuple[int, ...]
 Profile = tuple[Shape, Shape, Shape]
 TensorDesc = tuple[str, str, Shape]
+ProfileMap = Mapping[str, Sequence[Sequence[int]]]
+ProfileSpec = Union[ProfileMap, Sequence[ProfileMap]]
 PathLike = Union[str, "os.PathLike[str]"]
 
 # backend -> (module, pip package, extra of hermes-deploy, product name)
@@ -132,7 +134,8 @@ class BuildReport:
     time of the whole call (parse + build + write). ``inputs`` / ``outputs`` are
     ``(name, dtype, shape)`` as the network declares them, ``-1`` marking a dynamic dim;
     dtypes use numpy names (``"float32"``, ``"float16"``, ...). ``profiles`` are the
-    ``(min, opt, max)`` shapes the engine was built with. ``engine`` holds the engine
+    ``(min, opt, max)`` shapes of the first optimization profile, ``all_profiles`` every
+    profile in engine order. ``engine`` holds the engine
     itself only when no ``engine_path`` was given (engines can be hundreds of MB).
     """
 
@@ -144,6 +147,7 @@ class BuildReport:
     inputs: list[TensorDesc]
     outputs: list[TensorDesc]
     profiles: dict[str, Profile] = field(default_factory=dict)
+    all_profiles: list[dict[str, Profile]] = field(default_factory=list)
     engine_path: str | None = None
     engine: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -189,8 +193,10 @@ def build_engine(
     engine_path: PathLike | None = None,
     backend: str = "rtx",
     compute_capability: str | None = None,
-    profiles: Mapping[str, Sequence[Sequence[int]]] | None = None,
+    profiles: ProfileSpec | None = None,
     workspace_mb: int | None = None,
+    optimization_level: int | None = None,
+    timing_cache: PathLike | None = None,
 ) -> BuildReport:
     """Compile ``onnx_path`` into a serialized engine.
 
@@ -201,7 +207,12 @@ def build_engine(
 
     ``profiles`` maps input name -> ``(min_shape, opt_shape, max_shape)``; every input
     with a dynamic dim needs one (see :func:`default_profiles`). One optimization
-    profile is built. ``workspace_mb`` caps the builder's workspace memory pool.
+    profile is built; a list of such mappings builds one optimization profile each (the
+    runner picks the one that fits a tile). ``workspace_mb`` caps the builder's workspace
+    memory pool. ``optimization_level`` (0-5) trades build time for engine speed.
+    ``timing_cache`` is a file of kernel timings that a full-TensorRT build reads when it
+    exists and updates afterwards (atomically), so repeated builds skip measurements;
+    TensorRT-RTX ignores it (it times no kernels at build time).
 
     The engine is written to ``engine_path`` (parent folders are created) through a
     temporary file and ``os.replace``; without ``engine_path`` it is returned in
@@ -218,6 +229,14 @@ def build_engine(
         raise EngineBuildError(
             f"workspace_mb must be a positive integer (MiB); received {workspace_mb!r}"
         )
+    if optimization_level is not None and (
+        isinstance(optimization_level, bool) or not isinstance(optimization_level, int)
+        or not 0 <= optimization_level <= 5
+    ):
+        raise EngineBuildError(
+            f"builder optimization level must be an integer 0-5; received {optimization_level!r}"
+        )
+    profile_list = _profile_list(profiles)
     with _LOCK:
         logger = _logger(trt, backend)
         # The parser owns weights it converted: keep it referenced until the engine is
@@ -232,7 +251,11 @@ def build_engine(
         target = _set_target(trt, config, backend, compute_capability)
         if workspace_mb is not None:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-        used_profiles = _add_profile(builder, config, network, inputs, profiles or {}, logger)
+        if optimization_level is not None:
+            config.builder_optimization_level = optimization_level
+        cache = _open_timing_cache(config, timing_cache, backend)
+        used_profiles = [_add_profile(builder, config, network, inputs, one, logger)
+                         for one in profile_list]
 
         logger.errors.clear()
         serialized = builder.build_serialized_network(network, config)
@@ -241,6 +264,8 @@ def build_engine(
                 f"{product} could not build an engine from {path} for {target}: "
                 f"{_first_error(logger)}"
             )
+        if cache is not None:
+            _save_timing_cache(config, Path(timing_cache))
         data = memoryview(serialized)
         engine_bytes = data.nbytes
         engine: bytes | None = None
@@ -258,7 +283,8 @@ def build_engine(
         compute_capability=target,
         inputs=inputs,
         outputs=outputs,
-        profiles=used_profiles,
+        profiles=used_profiles[0] if used_profiles else {},
+        all_profiles=[p for p in used_profiles if p],
         engine_path=None if engine_path is None else str(engine_path),
         engine=engine,
     )
@@ -551,6 +577,50 @@ def _check_profile(name: str, declared: Shape, triple: Sequence[Sequence[int]]) 
             f"received min {low}, opt {opt}, max {high}"
         )
     return low, opt, high
+
+
+def _profile_list(profiles: ProfileSpec | None) -> list[ProfileMap]:
+    if profiles is None:
+        return [{}]
+    if isinstance(profiles, Mapping):
+        return [profiles]
+    listed = list(profiles)
+    if not listed or not all(isinstance(p, Mapping) for p in listed):
+        raise EngineBuildError(
+            "profiles must be a mapping input -> (min, opt, max) or a non-empty list of such "
+            f"mappings; received {profiles!r}"
+        )
+    return listed
+
+
+def _open_timing_cache(config: Any, path: PathLike | None, backend: str = "full") -> Any:
+    """Attach a timing cache (read from ``path`` when the file exists) to ``config``.
+
+    TensorRT-RTX builds measure no kernels (its timing-cache calls are no-ops since 1.2),
+    so for ``"rtx"`` the cache is ignored and no file is written.
+    """
+    if path is None:
+        return None
+    if backend == "rtx":
+        _log.info("TensorRT-RTX measures no kernel timings at build time; ignoring %s", path)
+        return None
+    if not hasattr(config, "create_timing_cache"):
+        _log.warning("this TensorRT has no timing cache; ignoring %s", path)
+        return None
+    file = Path(path)
+    blob = file.read_bytes() if file.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise EngineBuildError(
+            f"timing cache {file} is unreadable or from another TensorRT; delete it and build again"
+        )
+    return cache
+
+
+def _save_timing_cache(config: Any, path: Path) -> None:
+    cache = config.get_timing_cache()
+    if cache is not None:
+        _write_atomic(path, memoryview(cache.serialize()))
 
 
 def _write_atomic(path: Path, data: memoryview) -> None:

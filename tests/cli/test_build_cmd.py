@@ -1,0 +1,124 @@
+"""``hermes-export build`` on an exported tiny HERMES graph (TensorRT-RTX, SM89, on CPU).
+
+One portable FP32 export per module (tens of seconds); the builds use a 32x32 tile and
+builder optimization level 0 so each takes seconds. FP16 and INT8 manifests are covered
+with small graphs in tests/engines/test_manifest.py (an FP16 export costs another ~50 s;
+tests/export/test_fp16_export.py already builds the exported FP16 graph).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hermes_deploy.cli.app import app
+from hermes_deploy.engines.manifest import check_manifest, read_manifest, rebuild_command
+from hermes_deploy.spec import ModelSpec
+
+from ..conftest import make_model
+
+trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed "
+                          "(pip install 'hermes-deploy[trt-rtx]')")
+pytest.importorskip("onnxruntime", reason="exporting needs the onnx extra")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from hermes_deploy.model.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("build")
+    return save_checkpoint(make_model("tiny", 2, seed=3), root / "tiny.safetensors")
+
+
+def _export(checkpoint, name, **options):
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+
+    return export_onnx(str(checkpoint), checkpoint.parent / name, ExportOptions(**options)).path
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint):
+    return _export(checkpoint, "tiny.onnx")
+
+
+def _run(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_build_static_tile_then_cache_hit(exported, tmp_path):
+    engine, cache = tmp_path / "tiny.engine", tmp_path / "cache"
+    args = ["build", exported, "-o", engine, "--trt", "tensorrt-rtx", "--tile", "32x32",
+            "--builder-optimization-level", "0", "--workspace", "256", "--cache", cache]
+    code, out = _run(*args)
+    assert code == 0, out
+    assert "TensorRT-RTX" in out and "SM89" in out and "from cache" not in out
+    m = read_manifest(engine)
+    assert m.model_spec() == ModelSpec.from_onnx(exported)
+    context = m.model_spec().context_channels
+    assert m.profiles == [{"input": [[1, 3, 32, 32]] * 3, "context": [[1, context]] * 3}]
+    assert m.precision == "fp32" and m.plugins == [] and m.build["workspace_mb"] == 256
+    check_manifest(m, engine, flavour="tensorrt-rtx", trt_version=trt.__version__,
+                   compute_capability="SM89", onnx_path=exported)
+
+    code, out = _run(*args[:3], tmp_path / "again.engine", *args[4:], "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["cache_hit"] is True
+    assert (tmp_path / "again.engine").read_bytes() == engine.read_bytes()
+
+
+def test_build_dynamic_profiles_for_another_target(exported, tmp_path):
+    engine = tmp_path / "dyn.engine"
+    code, out = _run("build", exported, "-o", engine, "--min", "16x16", "--opt", "32x32",
+                     "--max", "48x48", "--compute-capability", "SM86",
+                     "--builder-optimization-level", "0")
+    assert code == 0, out
+    m = read_manifest(engine)
+    assert m.compute_capability == "SM86"
+    assert m.profiles[0]["input"] == [[1, 3, 16, 16], [1, 3, 32, 32], [1, 3, 48, 48]]
+    # the rebuild command that mismatch errors print reproduces the same engine facts
+    command = rebuild_command(m, tmp_path / "again.engine").split()
+    assert command[:2] == ["hermes-export", "build"]
+    assert "--compute-capability SM86" in " ".join(command)
+    code, out = _run(*command[1:])
+    assert code == 0, out
+    again = read_manifest(tmp_path / "again.engine")
+    assert again.profiles == m.profiles and again.build["cache_key"] == m.build["cache_key"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--tile", "32"], "--tile must look like 256x256"),
+    (["--tile", "32x32", "--min", "16x16"], "either --tile"),
+    (["--min", "16x16", "--opt", "32x32"], "same number of times"),
+    (["--tile", "32x32", "--trt", "cuda"], "unknown TensorRT flavour 'cuda'"),
+    (["--tile", "32x32", "--compute-capability", "SM1"], "unknown compute capability"),
+    (["--min", "input:1x3x16x16", "--opt", "input:1x3x32x32", "--max", "input:1x3x64x64"],
+     "input 'context' has dynamic shape"),
+])
+def test_bad_arguments_are_one_line_errors(exported, tmp_path, args, expected):
+    engine = tmp_path / "bad.engine"
+    code, out = _run("build", exported, "-o", engine, *args)
+    assert code == 2, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], out
+    assert not engine.exists()
+
+
+def test_full_tensorrt_missing_names_the_extra(exported, tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    code, out = _run("build", exported, "-o", tmp_path / "t.engine", "--trt", "tensorrt",
+                     "--tile", "32x32")
+    assert code == 2 and "pip install 'hermes-deploy[tensorrt]'" in out
+    assert not (tmp_path / "t.engine").exists()
+
+
+def test_missing_onnx(tmp_path):
+    code, out = _run("build", tmp_path / "absent.onnx", "-o", tmp_path / "x.engine")
+    assert code == 2 and "not found" in out
