@@ -86,6 +86,20 @@ class _Slot:
         self.graphs: dict[tuple, tuple[Any, dict[str, Any], Any]] = {}
 
 
+def _with_static_tile(spec, profiles):
+    """An engine whose only profile fixes the input's height and width takes only that
+    tile: tell the tiler through the spec (the ONNX may have been dynamic)."""
+    if spec is None or spec.tile is not None or len(profiles or []) != 1:
+        return spec
+    shapes = profiles[0].get(spec.input_name)
+    if not shapes or len(shapes[0]) != 4:
+        return spec
+    lo, hi = shapes[0], shapes[2]
+    if lo[2:] != hi[2:]:
+        return spec
+    return spec.replace(tile=(int(lo[2]), int(lo[3])))
+
+
 class TrtRunner:
     def __init__(self, engine_path: str | Path, *, onnx_path: str | Path | None = None,
                  contexts: int = 1, cuda_graph: bool = False, context_threads: int = 0) -> None:
@@ -103,7 +117,9 @@ class TrtRunner:
         torch = _torch_cuda()
         if contexts < 1:
             raise InputError(f"contexts must be >= 1, got {contexts}")
-        self.spec = self.manifest.model_spec()
+        self.spec = _with_static_tile(self.manifest.model_spec(), self.manifest.profiles)
+        self.name = (f"{self.manifest.product} engine ({self.manifest.compute_capability or 'local GPU'}, "
+                     f"{getattr(self.spec, 'precision', '?')})")
         self._torch, self._trt = torch, trt
         self._cuda_graph = cuda_graph
         from .trt_build import _logger
@@ -127,8 +143,10 @@ class TrtRunner:
             self._pools.append(pool)
         self._ctx_session = None
         self._ctx_lock = threading.Lock()
+        # the ONNX (and its context graph) named in the manifest sits beside the engine
         self._onnx_path = Path(onnx_path) if onnx_path else (
-            Path(self.manifest.onnx_name) if self.manifest.onnx_name else None)
+            self.engine_path.with_name(Path(self.manifest.onnx_name).name)
+            if self.manifest.onnx_name else None)
         self._context_threads = context_threads
 
     def __enter__(self) -> "TrtRunner":

@@ -58,3 +58,18 @@ def test_backend_choices_are_checked(default_onnx):
         open_runner("default", "tensorflow")
     with pytest.raises(InputError, match="is an ONNX graph"):
         open_runner(str(default_onnx), "torch")
+
+
+def test_static_engine_profile_becomes_the_tile():
+    from hermes_deploy.engines.trt_runner import _with_static_tile
+    from hermes_deploy.spec import ModelSpec
+
+    spec = ModelSpec(scale=2, in_channels=3, out_channels=3, size_multiple=16, min_size=1,
+                     tile_overlap=16, receptive_radius=9, context_channels=48,
+                     precision="fp32", io_dtype="float32", target="portable", opset=18,
+                     fidelity=True)
+    static = [{"input": [[1, 3, 64, 96], [2, 3, 64, 96], [4, 3, 64, 96]]}]
+    dynamic = [{"input": [[1, 3, 32, 32], [1, 3, 64, 64], [1, 3, 256, 256]]}]
+    assert _with_static_tile(spec, static).tile == (64, 96)
+    assert _with_static_tile(spec, dynamic).tile is None
+    assert _with_static_tile(spec, static + dynamic).tile is None
