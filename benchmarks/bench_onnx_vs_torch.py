@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -79,9 +80,12 @@ def main() -> None:
     base = results["torch eager, training form"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_training_eager": base / v} for k, v in results.items()}
     if args.json:
-        print(json.dumps({"tile": args.tile, "batch": args.batch, "model": args.model, "results": rows}, indent=2))
+        print(json.dumps({"tile": args.tile, "batch": args.batch, "model": args.model, "threads": args.threads,
+                          "load_average": os.getloadavg(), "results": rows}, indent=2))
         return
-    print(f"model {args.model}, {args.batch}x{args.tile}x{args.tile} input tiles, median of {args.repeats}")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"model {args.model}, {args.batch}x{args.tile}x{args.tile} input tiles, median of {args.repeats}, "
+          f"threads {args.threads or 'default'}, load average {load}")
     print(f"{'backend':<34}{'s/tile':>9}{'MP/s':>9}{'x train eager':>15}")
     for k, r in rows.items():
         print(f"{k:<34}{r['seconds']:9.3f}{r['mp_per_s']:9.4f}{r['vs_training_eager']:15.2f}")

@@ -106,14 +106,14 @@ def _lowering_function_bytes(op: str, chunk: int, opset: int, dims: tuple[int, .
     import torch
 
     from .. import ops
-    from ..ops.scan import selective_scan_reference
+    from ..ops.scan import selective_scan_lowered
     from ..ops.spectral import spectral_lowpass_lowered
 
     dim = torch.export.Dim
     if op == SCAN_OP:
         class Scan(torch.nn.Module):
             def forward(self, x, dt, A, B, C):
-                return selective_scan_reference(x, dt, A, B, C, chunk)
+                return selective_scan_lowered(x, dt, A, B, C, chunk)
 
         b, l = 2, 70
         h, p, g, n = dims

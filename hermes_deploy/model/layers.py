@@ -106,10 +106,13 @@ class WindowAttention(nn.Module):
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))
         qkv = self.qkv(y)  # (b, 3c, hp, wp)
+        # Window partition with the pixel axis kept last: q, k, v are (b*nW, nh, d, N),
+        # so the layout transposes move whole rows of ws pixels (the innermost axis stays
+        # in place) and the matmuls take their operands transposed instead.
         qkv = qkv.reshape(b, 3, nh, c // nh, hp // ws, ws, wp // ws, ws)
-        qkv = qkv.permute(1, 0, 4, 6, 2, 5, 7, 3).reshape(3, -1, nh, ws * ws, c // nh)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (b*nW, nh, ws*ws, d)
-        attn = (q * (c // nh) ** -0.5) @ k.transpose(-2, -1)
+        qkv = qkv.permute(1, 0, 4, 6, 2, 3, 5, 7).reshape(3, -1, nh, c // nh, ws * ws)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (b*nW, nh, d, ws*ws)
+        attn = (q * (c // nh) ** -0.5).transpose(-2, -1) @ k
         bias = self.rel_bias[:, self.rel_index.reshape(-1)].reshape(nh, ws * ws, ws * ws)
         attn = attn + bias.unsqueeze(0)
         if self.shift:
@@ -117,9 +120,9 @@ class WindowAttention(nn.Module):
             nw = mask.shape[0]
             attn = (attn.reshape(b, nw, nh, ws * ws, ws * ws) + mask[None, :, None]
                     ).reshape(-1, nh, ws * ws, ws * ws)
-        out = attn.softmax(dim=-1) @ v  # (b*nW, nh, ws*ws, d)
-        out = out.reshape(b, hp // ws, wp // ws, nh, ws, ws, c // nh)
-        out = out.permute(0, 3, 6, 1, 4, 2, 5).reshape(b, c, hp, wp)
+        out = v @ attn.softmax(dim=-1).transpose(-2, -1)  # (b*nW, nh, d, ws*ws)
+        out = out.reshape(b, hp // ws, wp // ws, nh, c // nh, ws, ws)
+        out = out.permute(0, 3, 4, 1, 5, 2, 6).reshape(b, c, hp, wp)
         if self.shift:
             out = torch.roll(out, shifts=(self.shift, self.shift), dims=(2, 3))
         return x + self.proj(out[:, :, :h, :w])

@@ -53,7 +53,8 @@ def lowered_ops():
 def selective_scan(x, dt, A, B, C, chunk: int = 64):
     if _mode == "custom":
         return _scan.selective_scan_op(x, dt, A, B, C, chunk)
-    # the SSD reference uses only standard ops, so it is its own lowering
+    if _mode == "lowered":
+        return _scan.selective_scan_lowered(x, dt, A, B, C, chunk)
     return _scan.selective_scan_reference(x, dt, A, B, C, chunk)
 
 

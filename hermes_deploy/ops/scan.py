@@ -16,14 +16,15 @@ Recurrence per head (state ``s`` is n x p, zero at t = 0)::
     s_t = exp(dt_t * A) * s_{t-1} + dt_t * B_t^T x_t
     y_t = C_t s_t
 
-The reference (export-friendly by construction, so it is also the lowering of the
-portable ONNX target) evaluates it in the chunked "state space duality" form of Mamba-2
+The reference evaluates it in the chunked "state space duality" form of Mamba-2
 (Dao & Gu, "Transformers are SSMs", 2024): inside a chunk a masked decay matrix times
 ``C B^T`` (quadratic in the chunk length), across chunks a decay-weighted sum of chunk
 states. Only cumsum, exp, masking and matmuls: no loop over ``l``, so it traces once
 for every length and maps onto standard ONNX ops. The sequence is zero-padded to a
 multiple of ``chunk`` with ``dt = 0`` (decay 1, no input), which leaves every real
-output unchanged.
+output unchanged. :func:`selective_scan_lowered`, the lowering of the portable ONNX
+target, is the same evaluation with shorter chunks, a two-level carry across chunks
+and a constant additive causal mask (see its docstring).
 """
 
 from __future__ import annotations
@@ -91,6 +92,109 @@ def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     y = y.permute(0, 1, 3, 2, 4).reshape(b, lp, h, p)
     # crop by gather: a slice would make torch.export guard on l < lp
     return y.index_select(1, torch.arange(l, device=y.device))
+
+
+def _masked_exp(diff: torch.Tensor, strict: bool = False) -> torch.Tensor:
+    """exp of a (..., T, T) matrix of log-decays, zero above the diagonal (and on it
+    with ``strict``).
+
+    The causal mask is additive (0 / -inf) and built from the static size ``T``, so it
+    folds into a constant: the lowered graph is Add/Exp only. The entries it keeps are
+    <= 0 (log-decays are <= 0); those it masks are finite, so -inf + finite is -inf and
+    exp gives an exact 0 (no inf * 0).
+    """
+    t = diff.shape[-1]
+    idx = torch.arange(t, device=diff.device)
+    keep = idx.unsqueeze(-1) > idx.unsqueeze(0) if strict else idx.unsqueeze(-1) >= idx.unsqueeze(0)
+    mask = torch.zeros(t, t, device=diff.device, dtype=diff.dtype).masked_fill(~keep, float("-inf"))
+    return torch.exp(diff + mask)
+
+
+def _carry(a: torch.Tensor, s: torch.Tensor, block: int) -> torch.Tensor:
+    """State entering each of K chunks: out_k = sum_{j<k} exp(a_{j+1} + ... + a_{k-1}) s_j.
+
+    ``a`` (..., K) chunk log-decays, ``s`` (..., K, D) chunk-final states from each
+    chunk's own inputs. Two levels (the SSD idea applied once more to the chunk
+    sequence): a strict causal decay matrix inside blocks of ``block`` chunks, and one
+    across block totals, so the cost is O(K * block + (K / block)^2) instead of O(K^2).
+    """
+    k, d = a.shape[-1], s.shape[-1]
+    lead = a.shape[:-1]
+    kp = (k + block - 1) // block * block
+    a = torch.nn.functional.pad(a, (0, kp - k))  # padded chunks: decay 1, no state
+    s = torch.nn.functional.pad(s, (0, 0, 0, kp - k))
+    nb = kp // block
+    a = a.reshape(*lead, nb, block)
+    s = s.reshape(*lead, nb, block, d)
+    # Exclusive and inclusive sums come from one cumsum, so differences of its entries
+    # share their rounding (exc - inc from separate sums loses ~eps * |sum| in float32).
+    cs = torch.cumsum(torch.nn.functional.pad(a, (1, 0)), dim=-1)
+    exc, inc = cs[..., :-1], cs[..., 1:]  # before chunk k / through chunk j
+    local = _masked_exp(exc.unsqueeze(-1) - inc.unsqueeze(-2), strict=True) @ s
+    # block-final states and the carry across blocks (the same recurrence, one level up)
+    tot = cs[..., -1]  # (..., nb)
+    final = (torch.exp(tot.unsqueeze(-1) - inc).unsqueeze(-2) @ s).squeeze(-2)  # (..., nb, d)
+    bcs = torch.cumsum(torch.nn.functional.pad(tot, (1, 0)), dim=-1)
+    entering = _masked_exp(bcs[..., :-1].unsqueeze(-1) - bcs[..., 1:].unsqueeze(-2), strict=True) @ final
+    out = local + torch.exp(exc).unsqueeze(-1) * entering.unsqueeze(-2)
+    out = out.reshape(*lead, kp, d)
+    return out.index_select(-2, torch.arange(k, device=out.device))
+
+
+def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
+    """The portable ONNX lowering: the same SSD evaluation tuned for graph runtimes.
+
+    Differences from :func:`selective_scan_reference` (same result up to rounding):
+    chunks of ``min(chunk, LOWERED_CHUNK)`` steps, which cuts the quadratic
+    within-chunk work (the decay matrices and their Exp are the largest elementwise
+    tensors of the graph) by chunk / LOWERED_CHUNK, with the states carried across chunks in two levels
+    (:func:`_carry`) so that the now longer chunk sequence does not cost O(chunks^2);
+    and an additive causal mask that folds into a constant (Add/Exp instead of
+    Clip/Exp/Mul on every decay matrix).
+    """
+    chunk = min(chunk, LOWERED_CHUNK)
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    # Pad to a multiple of the chunk unconditionally (pad may be 0), computed as an
+    # explicit multiple so it traces once for every length.
+    lp = (l + chunk - 1) // chunk * chunk
+    pad = lp - l
+    x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad))
+    dt = torch.nn.functional.pad(dt, (0, 0, 0, pad))
+    B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
+    C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
+    c, t, rep = lp // chunk, chunk, h // g
+
+    def heads_first(v, width):  # (b, lp, g, width) -> (b, c, h, T, width)
+        v = v.reshape(b, c, t, g, 1, width).expand(b, c, t, g, rep, width)
+        return v.reshape(b, c, t, h, width).permute(0, 1, 3, 2, 4)
+
+    Bh, Ch = heads_first(B, n), heads_first(C, n)
+    xdt = (x * dt.unsqueeze(-1)).reshape(b, c, t, h, p).permute(0, 1, 3, 2, 4)  # (b,c,h,T,p)
+    a_cum = torch.cumsum((dt * A).reshape(b, c, t, h).permute(0, 1, 3, 2), dim=-1)  # (b,c,h,T)
+
+    # 1. within each chunk: (C B^T * decay) x
+    decay = _masked_exp(a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2))
+    y = ((Ch @ Bh.transpose(-1, -2)) * decay) @ xdt  # (b,c,h,T,p)
+
+    # 2. state at the end of each chunk from its own inputs
+    to_end = torch.exp(a_cum[..., -1:] - a_cum).unsqueeze(-1)  # (b,c,h,T,1)
+    states = (Bh * to_end).transpose(-1, -2) @ xdt  # (b,c,h,n,p)
+
+    # 3. carry states across chunks (zero initial state)
+    flat = states.permute(0, 2, 1, 3, 4).reshape(b, h, c, n * p)
+    carried = _carry(a_cum[..., -1].permute(0, 2, 1), flat, CARRY_BLOCK)  # entering each chunk
+    carried = carried.reshape(b, h, c, n, p).permute(0, 2, 1, 3, 4)  # (b,c,h,n,p)
+
+    # 4. contribution of the carried state to each output
+    y = y + (Ch @ carried) * torch.exp(a_cum).unsqueeze(-1)
+    y = y.permute(0, 1, 3, 2, 4).reshape(b, lp, h, p)
+    # crop by gather: a slice would make torch.export guard on l < lp
+    return y.index_select(1, torch.arange(l, device=y.device))
+
+
+LOWERED_CHUNK = 16  # chunk length of the lowering (see selective_scan_lowered)
+CARRY_BLOCK = 32  # chunks per block of the two-level carry
 
 
 @torch.library.custom_op("hermes::selective_scan", mutates_args=())

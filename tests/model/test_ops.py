@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hermes_deploy import ops
-from hermes_deploy.ops.scan import selective_scan_numpy, selective_scan_op, selective_scan_reference
+from hermes_deploy.ops.scan import (selective_scan_lowered, selective_scan_numpy, selective_scan_op,
+                                    selective_scan_reference)
 from hermes_deploy.ops.spectral import spectral_lowpass_numpy, spectral_lowpass_op
 
 
@@ -28,6 +29,18 @@ def test_scan_matches_sequential_recurrence(shape, chunk):
     got = selective_scan_op(*inputs, chunk).numpy()
     want = selective_scan_numpy(*(t.numpy() for t in inputs))
     np.testing.assert_allclose(got, want, atol=1e-10, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape,chunk", [((2, 1, 2, 3, 1, 4), 8), ((1, 77, 4, 2, 2, 3), 16),
+                                         ((3, 130, 2, 5, 1, 6), 64), ((1, 3000, 2, 2, 1, 3), 64)])
+def test_scan_lowering_matches_sequential_recurrence(shape, chunk):
+    # the last case has 94 chunks of 32: three blocks of the two-level carry, one padded
+    inputs = _scan_inputs(*shape)
+    got = selective_scan_lowered(*inputs, chunk).numpy()
+    want = selective_scan_numpy(*(t.numpy() for t in inputs))
+    np.testing.assert_allclose(got, want, atol=1e-10, rtol=1e-9)
+    with ops.lowered_ops():
+        assert torch.equal(ops.selective_scan(*inputs, chunk), selective_scan_lowered(*inputs, chunk))
 
 
 def test_scan_float32_close_and_chunk_invariant():
