@@ -28,6 +28,11 @@ _LAZY = {
     "reparameterize": "hermes_deploy.model.deploy",
     "count_params": "hermes_deploy.model.stats",
     "count_macs": "hermes_deploy.model.stats",
+    "open_runner": "hermes_deploy.engines.select",
+    "TileOptions": "hermes_deploy.runtime.tiler",
+    "restore_array": "hermes_deploy.runtime.tiler",
+    "restore_file": "hermes_deploy.runtime.tiler",
+    "run_batch": "hermes_deploy.runtime.batch",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
