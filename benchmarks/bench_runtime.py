@@ -4,6 +4,7 @@
         [--batch 1] [--json]
     python benchmarks/bench_runtime.py memory [--sizes 4096 8192] [--model stand-in|MODEL]
         [--json]
+    python benchmarks/bench_runtime.py context [--model default]
 
 ``overhead`` runs, on the same tiles of a real photograph (tiled out to ``--size``
 pixels, saved as PNG):
@@ -197,6 +198,33 @@ def memory(args) -> dict:
             "largest_over_smallest": round(max(peaks) / min(peaks), 3)}
 
 
+def context_cost(args) -> dict:
+    """PSNR-Y on the held-out photos with the context from the whole image vs from
+    copies downscaled by 2 and 4 (what the runtime does for images over --context-size)."""
+    from PIL import Image
+
+    from hermes_deploy.quality.degrade import bicubic_down, mod_crop
+    from hermes_deploy.quality.metrics import psnr_y
+    from hermes_deploy.quality.photos import HELDOUT_PHOTOS, load_photo
+    from hermes_deploy.runtime.tiler import TileOptions, image_context, restore_array
+
+    runner = _runner(args.model, args.threads)
+    rows = []
+    for name in HELDOUT_PHOTOS:
+        gt = mod_crop(load_photo(name), runner.spec.scale)
+        lq = bicubic_down(gt, runner.spec.scale)
+        row = {"photo": name}
+        for factor in (1, 2, 4):
+            small = lq if factor == 1 else np.asarray(
+                Image.fromarray((lq * 255 + 0.5).astype(np.uint8)).resize(
+                    (lq.shape[1] // factor, lq.shape[0] // factor), Image.BICUBIC), np.float32) / 255
+            out, _ = restore_array(runner, lq, TileOptions(tile=(args.tile, args.tile)),
+                                   context=image_context(runner, small))
+            row[f"psnr_y_context_1/{factor}"] = round(psnr_y(np.clip(out, 0, 1), gt), 4)
+        rows.append(row)
+    return {"rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,10 +234,12 @@ def main() -> None:
     o.add_argument("--repeats", type=int, default=3)
     m = sub.add_parser("memory")
     m.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    x = sub.add_parser("context")
     c = sub.add_parser("_child")
     c.add_argument("--input")
     c.add_argument("--output")
-    for p, default_model, tile in ((o, "default", 128), (m, "stand-in", 256), (c, "default", 256)):
+    for p, default_model, tile in ((o, "default", 128), (m, "stand-in", 256), (c, "default", 256),
+                                   (x, "default", 128)):
         p.add_argument("--model", default=default_model)
         p.add_argument("--tile", type=int, default=tile)
         p.add_argument("--batch", type=int, default=1)
@@ -218,6 +248,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "_child":
         return _child(args)
+    if args.cmd == "context":
+        result = context_cost(args)
+        for row in result["rows"]:
+            print("  ".join(f"{k} {v}" for k, v in row.items()))
+        return
     result = overhead(args) if args.cmd == "overhead" else memory(args)
     if args.json:
         print(json.dumps(result, indent=2))
