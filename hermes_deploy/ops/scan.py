@@ -51,8 +51,13 @@ def _causal_decay(cum: torch.Tensor) -> torch.Tensor:
     return torch.exp(torch.clamp(diff, max=0.0)) * lower
 
 
-def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
-    """Pure PyTorch SSD evaluation of the contract above (batched matmuls only)."""
+def _ssd_chunks(x, dt, A, B, C, chunk: int):
+    """The chunked SSD operands shared by the reference and the lowering.
+
+    Returns ``(Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p))`` with ``Bh``/``Ch``
+    (b,c,h,T,n), ``xdt`` (b,c,h,T,p) and ``a_cum`` (b,c,h,T), the within-chunk cumulative
+    log-decay; ``lp`` is ``l`` padded to a multiple of the chunk.
+    """
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     # Pad to a multiple of the chunk unconditionally (pad may be 0), computed as an
@@ -72,6 +77,12 @@ def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     Bh, Ch = heads_first(B, n), heads_first(C, n)
     xdt = (x * dt.unsqueeze(-1)).reshape(b, c, t, h, p).permute(0, 1, 3, 2, 4)  # (b,c,h,T,p)
     a_cum = torch.cumsum((dt * A).reshape(b, c, t, h).permute(0, 1, 3, 2), dim=-1)  # (b,c,h,T)
+    return Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p)
+
+
+def selective_scan_reference(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
+    """Pure PyTorch SSD evaluation of the contract above (batched matmuls only)."""
+    Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p) = _ssd_chunks(x, dt, A, B, C, chunk)
 
     # 1. within each chunk: (C B^T * decay) x
     y = ((Ch @ Bh.transpose(-1, -2)) * _causal_decay(a_cum)) @ xdt  # (b,c,h,T,p)
@@ -153,25 +164,7 @@ def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     Clip/Exp/Mul on every decay matrix).
     """
     chunk = min(chunk, LOWERED_CHUNK)
-    b, l, h, p = x.shape
-    g, n = B.shape[2], B.shape[3]
-    # Pad to a multiple of the chunk unconditionally (pad may be 0), computed as an
-    # explicit multiple so it traces once for every length.
-    lp = (l + chunk - 1) // chunk * chunk
-    pad = lp - l
-    x = torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pad))
-    dt = torch.nn.functional.pad(dt, (0, 0, 0, pad))
-    B = torch.nn.functional.pad(B, (0, 0, 0, 0, 0, pad))
-    C = torch.nn.functional.pad(C, (0, 0, 0, 0, 0, pad))
-    c, t, rep = lp // chunk, chunk, h // g
-
-    def heads_first(v, width):  # (b, lp, g, width) -> (b, c, h, T, width)
-        v = v.reshape(b, c, t, g, 1, width).expand(b, c, t, g, rep, width)
-        return v.reshape(b, c, t, h, width).permute(0, 1, 3, 2, 4)
-
-    Bh, Ch = heads_first(B, n), heads_first(C, n)
-    xdt = (x * dt.unsqueeze(-1)).reshape(b, c, t, h, p).permute(0, 1, 3, 2, 4)  # (b,c,h,T,p)
-    a_cum = torch.cumsum((dt * A).reshape(b, c, t, h).permute(0, 1, 3, 2), dim=-1)  # (b,c,h,T)
+    Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p) = _ssd_chunks(x, dt, A, B, C, chunk)
 
     # 1. within each chunk: (C B^T * decay) x
     decay = _masked_exp(a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2))
