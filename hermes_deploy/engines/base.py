@@ -17,7 +17,19 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import InputError
 from ..spec import ModelSpec
+
+
+def checked_inputs(spec: ModelSpec, tiles: np.ndarray, context: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous float32 (tiles, context), the context repeated to the batch; a tile
+    array of the wrong shape is refused in one line."""
+    if tiles.ndim != 4 or tiles.shape[1] != spec.in_channels:
+        raise InputError(f"expected (B, {spec.in_channels}, H, W) tiles, got {tiles.shape}")
+    if context.shape[0] != tiles.shape[0]:
+        context = np.repeat(context[:1], tiles.shape[0], axis=0)
+    return np.ascontiguousarray(tiles, np.float32), np.ascontiguousarray(context, np.float32)
 
 
 class Runner(Protocol):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependencyError
 from ..spec import ModelSpec
+from .base import checked_inputs
 
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -57,12 +58,8 @@ class OrtRunner:
 
     def infer(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         s = self.spec
-        if tiles.ndim != 4 or tiles.shape[1] != s.in_channels:
-            raise InputError(f"expected (B, {s.in_channels}, H, W) tiles, got {tiles.shape}")
-        if context.shape[0] != tiles.shape[0]:
-            context = np.repeat(context[:1], tiles.shape[0], axis=0)
-        feeds = {s.input_name: np.ascontiguousarray(tiles, np.float32),
-                 s.context_name: np.ascontiguousarray(context, np.float32)}
+        tiles, context = checked_inputs(s, tiles, context)
+        feeds = {s.input_name: tiles, s.context_name: context}
         if s.noise_name:
             feeds[s.noise_name] = (noise if noise is not None else
                                    np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))

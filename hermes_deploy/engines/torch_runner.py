@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from .base import checked_inputs
 
 
 def _cached_spec(model, source: str, describe):
@@ -71,11 +71,8 @@ class TorchRunner:
 
     def infer(self, tiles: np.ndarray, context: np.ndarray) -> np.ndarray:
         torch = self._torch
-        if tiles.ndim != 4 or tiles.shape[1] != self.spec.in_channels:
-            raise InputError(f"expected (B, {self.spec.in_channels}, H, W) tiles, got {tiles.shape}")
-        if context.shape[0] != tiles.shape[0]:
-            context = np.repeat(context[:1], tiles.shape[0], axis=0)
+        tiles, context = checked_inputs(self.spec, tiles, context)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(tiles, np.float32)).to(self.device)
-            c = torch.from_numpy(np.ascontiguousarray(context, np.float32)).to(self.device)
+            x = torch.from_numpy(tiles).to(self.device)
+            c = torch.from_numpy(context).to(self.device)
             return self.model(x, context=c).float().cpu().numpy()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import HermesError, InputError
-from .images import INPUT_SUFFIXES, OutputError, output_suffix, ImageInfo
+from .images import INPUT_SUFFIXES, OutputError, output_suffix
 from .tiler import TileOptions, check_options, restore_file
 
 
@@ -93,8 +93,7 @@ def check_writable(folder: Path) -> None:
 
 
 def output_for(source: Path, outdir: Path, fmt: str) -> Path:
-    info = ImageInfo(0, 0, 3, False, 8, source.suffix.lower())
-    return outdir / (source.stem + output_suffix(fmt, info))
+    return outdir / (source.stem + output_suffix(fmt, source.suffix))
 
 
 def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
@@ -110,7 +109,7 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     # bad tile settings fail the whole batch at once, not every file in turn
     check_options(runner.spec, options)
     check_writable(outdir)
-    output_suffix(fmt, ImageInfo(0, 0, 3, False, 8, ".png"))  # validate the format early
+    output_suffix(fmt, ".png")  # validate the format early
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
     start = time.perf_counter()
     claimed: dict[Path, Path] = {}

@@ -86,11 +86,6 @@ def _return_large_buffers() -> None:
         pass
 
 
-def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] if text else type(exc).__name__
-
-
 @dataclass(frozen=True)
 class ImageInfo:
     width: int
@@ -203,7 +198,7 @@ class ImageSource:
         except pyvips.Error as exc:
             raise InputError(f"{self.path.name}: decoding failed ({_first(exc)}); the file is "
                              "truncated or corrupt") from None
-        return to_float(raw, self.info.depth)
+        return to_float_rgb(raw)
 
     def alpha_upscaled(self, scale: int):
         """A lazy libvips image of the alpha channel resized by ``scale`` (or None)."""
@@ -220,10 +215,17 @@ def _first(exc: Exception) -> str:
     return " ".join((detail or lines or [type(exc).__name__])[:2])[:200]
 
 
-def to_float(raw: np.ndarray, depth: int) -> np.ndarray:
+def to_float_rgb(raw: np.ndarray) -> np.ndarray:
+    """(H, W[, 1 or 3]) uint8 / uint16 / float samples -> (H, W, 3) float32 in [0, 1]
+    (grey is repeated into three channels; floats are taken as they are)."""
     if raw.ndim == 2:
         raw = raw[:, :, None]
-    x = raw.astype(np.float32) * np.float32(1.0 / (65535.0 if depth == 16 else 255.0))
+    if raw.dtype == np.uint8:
+        x = raw.astype(np.float32) * np.float32(1 / 255.0)
+    elif raw.dtype == np.uint16:
+        x = raw.astype(np.float32) * np.float32(1 / 65535.0)
+    else:
+        x = raw.astype(np.float32, copy=False)
     if x.shape[2] == 1:
         x = np.repeat(x, 3, axis=2)
     return x
@@ -239,9 +241,10 @@ def from_float(rows: np.ndarray, depth: int, channels: int) -> np.ndarray:
     return rows.astype(np.uint16 if depth == 16 else np.uint8)
 
 
-def output_suffix(fmt: str, source: ImageInfo) -> str:
+def output_suffix(fmt: str, source_suffix: str) -> str:
+    """The output file suffix for ``--format`` (``auto``: the source's own format)."""
     if fmt == "auto":
-        s = source.suffix
+        s = source_suffix.lower()
         return ".jpg" if s == ".jpeg" else (".tif" if s == ".tiff" else s)
     try:
         return FORMATS[fmt.lower()]
@@ -307,7 +310,7 @@ class ImageSink:
                     factor = 257.0 if target == "ushort" else 1.0 / 257.0
                     alpha = (alpha * factor).cast(target)
                 image = image.bandjoin(alpha)
-            image = image.copy(interpretation=self._interpretation(image.bands))
+            image = image.copy(interpretation=self._interpretation())
             if self.icc is not None:
                 image.set_type(pyvips.GValue.blob_type, "icc-profile-data", self.icc)
             image.write_to_file(str(self._tmp_out), **self._save_options())
@@ -326,7 +329,7 @@ class ImageSink:
     def _shape(self):
         return (self.height, self.width) if self.channels == 1 else (self.height, self.width, 3)
 
-    def _interpretation(self, bands: int) -> str:
+    def _interpretation(self) -> str:
         grey = self.channels == 1
         if self.depth == 16:
             return "grey16" if grey else "rgb16"

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .tiling import TilePlan, blend_profile
+from .tiling import TilePlan
 
 
 class Stitcher:
@@ -27,10 +27,8 @@ class Stitcher:
         self.out_h = s * plan.height  # rows beyond this come from padding and are dropped
         self.crop_w = s * plan.width
         self.band = s * plan.tile_h
-        self._wy = [blend_profile(plan.tile_h, s, r > 0, r < len(plan.ys) - 1, plan.overlap)
-                    for r in range(len(plan.ys))]
-        self._wx = [blend_profile(plan.tile_w, s, c > 0, c < len(plan.xs) - 1, plan.overlap)
-                    for c in range(len(plan.xs))]
+        self._wy = [plan.row_profile(r) for r in range(len(plan.ys))]
+        self._wx = [plan.col_profile(c) for c in range(len(plan.xs))]
         self.WY = np.zeros(s * plan.padded_h, np.float32)
         for r, y in enumerate(plan.ys):
             self.WY[s * y:s * y + self.band] += self._wy[r]

@@ -16,22 +16,26 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from ..errors import InputError
+from .images import to_float_rgb
 from .stitch import Stitcher
 from .tiling import TilePlan, pad_to, plan_tiles
 
 _END = object()
 
 
+DEFAULT_TILE = (256, 256)
+
+
 @dataclass(frozen=True)
 class TileOptions:
-    tile: tuple[int, int] = (256, 256)  # input pixels; a static graph's own tile wins
+    tile: tuple[int, int] = DEFAULT_TILE  # input pixels; a static graph's own tile wins
     overlap: int | None = None  # input pixels; None = the model's recommended overlap
     batch: int = 1
     context_max_side: int = 1024  # larger images get their context from a downscaled copy
@@ -48,7 +52,6 @@ class RunStats:
     grid: tuple[int, int] = (0, 0)
     tile: tuple[int, int] = (0, 0)
     overlap: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def megapixels_per_second(self) -> float:
@@ -58,7 +61,7 @@ class RunStats:
 def make_plan(spec, height: int, width: int, options: TileOptions) -> TilePlan:
     overlap = spec.tile_overlap if options.overlap is None else options.overlap
     if spec.tile is not None:
-        if options.tile != (256, 256) and tuple(options.tile) != tuple(spec.tile):
+        if tuple(options.tile) != DEFAULT_TILE and tuple(options.tile) != tuple(spec.tile):
             raise InputError(f"this model has a fixed tile {spec.tile[0]}x{spec.tile[1]}; "
                              f"drop --tile or re-export with --tile "
                              f"{options.tile[0]}x{options.tile[1]}")
@@ -107,7 +110,7 @@ def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch:
         rows = pad_to(band[: plan.tile_h], plan.tile_h, plan.padded_w)
         for c, x in enumerate(plan.xs):
             pending_idx.append((r, c))
-            pending.append(as_float_tile(rows[:, x:x + plan.tile_w]))
+            pending.append(to_float_rgb(rows[:, x:x + plan.tile_w]).transpose(2, 0, 1))
             if len(pending) == size:
                 yield pending_idx, np.ascontiguousarray(np.stack(pending))
                 pending_idx, pending = [], []
@@ -144,19 +147,6 @@ def _stitched(plan: TilePlan, channels: int, outputs: Iterator) -> Iterator[np.n
             stitcher.add(r, c, tile.transpose(1, 2, 0))
             if c == ncols - 1:
                 yield from stitcher.finish_row(r)
-
-
-def as_float_tile(raw: np.ndarray) -> np.ndarray:
-    """(h, w, 1|3) uint8/uint16/float -> (3, h, w) float32 in [0, 1]."""
-    if raw.dtype == np.uint8:
-        x = raw.astype(np.float32) * np.float32(1 / 255.0)
-    elif raw.dtype == np.uint16:
-        x = raw.astype(np.float32) * np.float32(1 / 65535.0)
-    else:
-        x = raw.astype(np.float32, copy=False)
-    if x.shape[2] == 1:
-        x = np.repeat(x, 3, axis=2)
-    return x.transpose(2, 0, 1)
 
 
 def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray],

@@ -74,11 +74,17 @@ class TilePlan:
     def count(self) -> int:
         return len(self.ys) * len(self.xs)
 
+    def row_profile(self, row: int) -> np.ndarray:
+        """(s*tile_h,) vertical blend weights of the tiles in tile row ``row``."""
+        return blend_profile(self.tile_h, self.scale, row > 0, row < len(self.ys) - 1, self.overlap)
+
+    def col_profile(self, col: int) -> np.ndarray:
+        """(s*tile_w,) horizontal blend weights of the tiles in tile column ``col``."""
+        return blend_profile(self.tile_w, self.scale, col > 0, col < len(self.xs) - 1, self.overlap)
+
     def weights(self, row: int, col: int) -> np.ndarray:
         """(s*tile_h, s*tile_w) blend weights of tile (row, col) in output pixels."""
-        wy = blend_profile(self.tile_h, self.scale, row > 0, row < len(self.ys) - 1, self.overlap)
-        wx = blend_profile(self.tile_w, self.scale, col > 0, col < len(self.xs) - 1, self.overlap)
-        return wy[:, None] * wx[None, :]
+        return self.row_profile(row)[:, None] * self.col_profile(col)[None, :]
 
 
 def plan_tiles(height: int, width: int, tile: tuple[int, int], overlap: int, scale: int,
