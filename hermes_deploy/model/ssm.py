@@ -19,22 +19,45 @@ from .. import ops
 from .layers import LayerNorm2d
 
 
-def _to_sequence(t: torch.Tensor, direction: int) -> torch.Tensor:
-    """(b, c, h, w) -> (b, h*w, c) in scan order ``direction``."""
-    if direction % 2:
-        t = t.transpose(2, 3)
-    seq = t.flatten(2).transpose(1, 2)
-    return seq.flip(1) if direction >= 2 else seq
+def _scan_index(h: int, w: int, direction: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order, inverse) index vectors of length h*w for scan ``direction``.
+
+    ``order[k]`` is the row-major position of the k-th element of the sequence, and
+    ``inverse`` maps back (``inverse[order[k]] = k``). Built from shapes alone, with no
+    modulus, so it traces once for every size.
+    """
+    hi, wi = torch.arange(h, device=device), torch.arange(w, device=device)
+    if direction % 2:  # column-major: k = x*h + y reads row-major position y*w + x
+        order = (hi[None, :] * w + wi[:, None]).reshape(-1)
+        inverse = (wi[None, :] * h + hi[:, None]).reshape(-1)
+    else:
+        order = inverse = torch.arange(h * w, device=device)
+    if direction >= 2:  # reversed
+        order, inverse = order.flip(0), (h * w - 1) - inverse
+    return order, inverse
 
 
-def _from_sequence(seq: torch.Tensor, direction: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`_to_sequence`."""
-    if direction >= 2:
-        seq = seq.flip(1)
-    b, _, c = seq.shape
-    if direction % 2:
-        return seq.transpose(1, 2).reshape(b, c, w, h).transpose(2, 3)
-    return seq.transpose(1, 2).reshape(b, c, h, w)
+def _to_sequences(t: torch.Tensor, indices: list) -> list[torch.Tensor]:
+    """(b, c, h, w) -> one (b, h*w, c) sequence per direction.
+
+    The channels go last once (row-major order, a cheap transpose); the other orders
+    gather whole c-vectors from that. A direct (b, c, h, w) -> (b, w, h, c) permutation
+    (column-major) reverses the axes, the slowest transpose there is in most runtimes,
+    and graph optimizers merge a chain of cheap transposes back into it.
+    """
+    b, c, h, w = t.shape
+    rows = t.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    return [rows if d == 0 else rows.index_select(1, order) for d, (order, _) in enumerate(indices)]
+
+
+def _from_sequences(seqs: list[torch.Tensor], indices: list, h: int, w: int) -> torch.Tensor:
+    """The sum of the per-direction outputs, each put back in row-major order (the
+    inverse of :func:`_to_sequences`), as a (b, c, h, w) map."""
+    b, _, c = seqs[0].shape
+    total = seqs[0]
+    for seq, (_, inverse) in zip(seqs[1:], indices[1:]):
+        total = total + seq.index_select(1, inverse)
+    return total.transpose(1, 2).reshape(b, c, h, w)
 
 
 class SSMBlock(nn.Module):
@@ -64,11 +87,11 @@ class SSMBlock(nn.Module):
         proj = self.bcdt(xi)
         n, nh, p = self.state, self.heads, self.head_dim
         per_dir = 2 * n + nh
+        indices = [_scan_index(h, w, d, x.device) for d in range(self.directions)]
         xs, Bs, Cs, dts = [], [], [], []
-        for d in range(self.directions):
-            xs.append(_to_sequence(xi, d).reshape(b, h * w, nh, p))
-            seq = _to_sequence(proj[:, d * per_dir:(d + 1) * per_dir], d)
-            Bd, Cd, dtd = torch.split(seq, [n, n, nh], dim=-1)
+        for d, (x_seq, p_seq) in enumerate(zip(_to_sequences(xi, indices), _to_sequences(proj, indices))):
+            xs.append(x_seq.reshape(b, h * w, nh, p))
+            Bd, Cd, dtd = torch.split(p_seq[..., d * per_dir:(d + 1) * per_dir], [n, n, nh], dim=-1)
             Bs.append(Bd)
             Cs.append(Cd)
             dts.append(dtd)
@@ -78,8 +101,6 @@ class SSMBlock(nn.Module):
         dt_all = F.softplus(torch.cat(dts, dim=2) + self.dt_bias)  # (b, L, D*nh)
         A = -torch.exp(self.A_log)
         y_all = ops.selective_scan(x_all, dt_all, A, B_all, C_all, self.chunk)
-        y = 0
-        for d, yd in enumerate(torch.split(y_all, nh, dim=2)):
-            y = y + _from_sequence(yd.reshape(b, h * w, c), d, h, w)
+        y = _from_sequences([yd.reshape(b, h * w, c) for yd in torch.split(y_all, nh, dim=2)], indices, h, w)
         y = (y + xi * self.D[:, None, None]) * F.silu(z)
         return x + self.out(y)

@@ -23,14 +23,16 @@ states. Only cumsum, exp, masking and matmuls: no loop over ``l``, so it traces 
 for every length and maps onto standard ONNX ops. The sequence is zero-padded to a
 multiple of ``chunk`` with ``dt = 0`` (decay 1, no input), which leaves every real
 output unchanged. :func:`selective_scan_lowered`, the lowering of the portable ONNX
-target, is the same evaluation with shorter chunks, a two-level carry across chunks
-and a constant additive causal mask (see its docstring).
+target, is the same evaluation with shorter chunks, a two-level carry across chunks,
+a constant additive causal mask and layouts chosen for graph runtimes (see its
+docstring).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from ._autograd import register_autograd_via_reference
 
@@ -52,7 +54,7 @@ def _causal_decay(cum: torch.Tensor) -> torch.Tensor:
 
 
 def _ssd_chunks(x, dt, A, B, C, chunk: int):
-    """The chunked SSD operands shared by the reference and the lowering.
+    """The chunked SSD operands of the reference (heads expanded, chunk-major).
 
     Returns ``(Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p))`` with ``Bh``/``Ch``
     (b,c,h,T,n), ``xdt`` (b,c,h,T,p) and ``a_cum`` (b,c,h,T), the within-chunk cumulative
@@ -152,36 +154,71 @@ def _carry(a: torch.Tensor, s: torch.Tensor, block: int) -> torch.Tensor:
     return out.index_select(-2, torch.arange(k, device=out.device))
 
 
-def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
-    """The portable ONNX lowering: the same SSD evaluation tuned for graph runtimes.
+def _pad_steps(v: torch.Tensor, pad) -> torch.Tensor:
+    """Zero-pad the sequence axis (1) by ``pad`` steps; nothing when the padding is
+    statically zero (the model's sequences are whole multiples of the chunk), so the
+    graph carries no copy for it."""
+    if statically_known_true(pad == 0):
+        return v
+    return torch.nn.functional.pad(v, (0, 0) * (v.dim() - 2) + (0, pad))
 
-    Differences from :func:`selective_scan_reference` (same result up to rounding):
-    chunks of ``min(chunk, LOWERED_CHUNK)`` steps, which cuts the quadratic
-    within-chunk work (the decay matrices and their Exp are the largest elementwise
-    tensors of the graph) by chunk / LOWERED_CHUNK, with the states carried across chunks in two levels
-    (:func:`_carry`) so that the now longer chunk sequence does not cost O(chunks^2);
-    and an additive causal mask that folds into a constant (Add/Exp instead of
-    Clip/Exp/Mul on every decay matrix).
+
+def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
+    """The portable ONNX lowering: the same SSD evaluation laid out for graph runtimes.
+
+    Same result as :func:`selective_scan_reference` up to rounding. Differences:
+
+    * chunks of ``min(chunk, LOWERED_CHUNK)`` steps, which cuts the quadratic
+      within-chunk work (the decay matrices and their Exp are the largest elementwise
+      tensors of the graph) by chunk / LOWERED_CHUNK; the states are carried across the
+      now longer chunk sequence in two levels (:func:`_carry`);
+    * an additive causal mask that folds into a constant (Add/Exp, no Clip/Mul);
+    * ``B`` and ``C`` are used per group, broadcast over the group's heads, instead of
+      being expanded to every head: ``C B^T`` is computed once per group and the chunk
+      states are ``B^T (to_end * x dt)`` with the per-head decay put on ``x dt``;
+    * layouts chosen for onnxruntime's CPU kernels: the heads are moved next to the
+      chunk axis only where whole rows of ``p`` values move, the groups are split by
+      slices (a chain of transposes that optimizers merge into one that moves single
+      values is several times slower), the matmuls take their operands transposed, and
+      the within-chunk cumulative decay is a matmul with a triangular ones matrix that
+      reads the step axis transposed.
     """
-    chunk = min(chunk, LOWERED_CHUNK)
-    Bh, Ch, xdt, a_cum, (b, l, lp, c, h, n, p) = _ssd_chunks(x, dt, A, B, C, chunk)
+    t = min(chunk, LOWERED_CHUNK)
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    r = h // g  # heads per group
+    lp = (l + t - 1) // t * t
+    pad = lp - l
+    x, dt, B, C = (_pad_steps(v, pad) for v in (x, dt, B, C))
+    k = lp // t
+    xdt = (x * dt.unsqueeze(-1)).reshape(b, k, t, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b,k,g,r,T,p)
+
+    def per_group(v):  # (b, lp, g, n) -> (b, k, g, 1, T, n)
+        return torch.stack([v[:, :, i].reshape(b, k, t, n) for i in range(g)], dim=2).unsqueeze(3)
+
+    Bg, Cg = per_group(B), per_group(C)
+    idx = torch.arange(t, device=x.device)
+    upper = (idx.unsqueeze(-1) <= idx.unsqueeze(0)).to(x.dtype)  # [s, t] = 1 for s <= t
+    a_cum = ((dt * A).reshape(b, k, t, h).transpose(-1, -2) @ upper).reshape(b, k, g, r, t)
 
     # 1. within each chunk: (C B^T * decay) x
-    decay = _masked_exp(a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2))
-    y = ((Ch @ Bh.transpose(-1, -2)) * decay) @ xdt  # (b,c,h,T,p)
+    decay = _masked_exp(a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2))  # (b,k,g,r,T,T)
+    y = ((Cg @ Bg.transpose(-1, -2)) * decay) @ xdt  # (b,k,g,r,T,p)
 
     # 2. state at the end of each chunk from its own inputs
-    to_end = torch.exp(a_cum[..., -1:] - a_cum).unsqueeze(-1)  # (b,c,h,T,1)
-    states = (Bh * to_end).transpose(-1, -2) @ xdt  # (b,c,h,n,p)
+    to_end = torch.exp(a_cum[..., -1:] - a_cum).unsqueeze(-1)  # (b,k,g,r,T,1)
+    states = Bg.transpose(-1, -2) @ (xdt * to_end)  # (b,k,g,r,n,p)
 
     # 3. carry states across chunks (zero initial state)
-    flat = states.permute(0, 2, 1, 3, 4).reshape(b, h, c, n * p)
-    carried = _carry(a_cum[..., -1].permute(0, 2, 1), flat, CARRY_BLOCK)  # entering each chunk
-    carried = carried.reshape(b, h, c, n, p).permute(0, 2, 1, 3, 4)  # (b,c,h,n,p)
+    flat = states.reshape(b, k, h, n * p).transpose(1, 2)  # (b,h,k,n*p)
+    a_last = a_cum[..., -1].reshape(b, k, h).transpose(1, 2)  # (b,h,k)
+    carried = _carry(a_last, flat, CARRY_BLOCK).transpose(1, 2).reshape(b, k, g, r, n, p)
 
     # 4. contribution of the carried state to each output
-    y = y + (Ch @ carried) * torch.exp(a_cum).unsqueeze(-1)
-    y = y.permute(0, 1, 3, 2, 4).reshape(b, lp, h, p)
+    y = y + (Cg @ carried) * torch.exp(a_cum).unsqueeze(-1)
+    y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, lp, h, p)
+    if statically_known_true(pad == 0):
+        return y
     # crop by gather: a slice would make torch.export guard on l < lp
     return y.index_select(1, torch.arange(l, device=y.device))
 
