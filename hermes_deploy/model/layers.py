@@ -85,17 +85,29 @@ class WindowAttention(nn.Module):
         rel = coords[:, :, None] - coords[:, None, :] + window - 1
         self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)
 
-    def _shift_mask(self, hp: int, wp: int, device) -> torch.Tensor:
-        """(nW, ws*ws, ws*ws) additive mask of the shifted layout, from shapes alone."""
+    def _shift_masks(self, hp: int, wp: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive masks of the shifted layout, from shapes alone: (nWh, N, N) for the
+        rows and (nWw, N, N) for the columns of the window grid.
+
+        After the cyclic shift, the last window row (column) holds pixels from two
+        regions of the image along that axis; a pair of pixels whose regions differ
+        along either axis must not attend. The two axes are masked separately (their
+        sum is -1e4 or -2e4 where the region differs, 0 where it is the same), which
+        is the full mask without building one (nW, N, N) tensor per call.
+        """
         ws, s = self.window, self.shift
-        hi = torch.arange(hp, device=device)
-        wi = torch.arange(wp, device=device)
-        rh = (hi >= hp - ws).long() + (hi >= hp - s).long()
-        rw = (wi >= wp - ws).long() + (wi >= wp - s).long()
-        region = (rh[:, None] * 3 + rw[None, :])
-        region = region.reshape(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
-        same = region[:, :, None] == region[:, None, :]
-        return torch.where(same, 0.0, _MASKED)
+
+        def axis_mask(n: int) -> torch.Tensor:  # (n // ws, ws, ws): [window, i, j]
+            i = torch.arange(n, device=device)
+            label = ((i >= n - ws).long() + (i >= n - s).long()).reshape(n // ws, ws)
+            return torch.where(label[:, :, None] != label[:, None, :], _MASKED, 0.0)
+
+        rows, cols = axis_mask(hp), axis_mask(wp)
+        n_win = ws * ws
+        # pixel index within a window is i_row * ws + i_col
+        rows = rows[:, :, None, :, None].expand(-1, ws, ws, ws, ws).reshape(-1, n_win, n_win)
+        cols = cols[:, None, :, None, :].expand(-1, ws, ws, ws, ws).reshape(-1, n_win, n_win)
+        return rows, cols
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -105,27 +117,30 @@ class WindowAttention(nn.Module):
         hp, wp = y.shape[-2:]
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))
-        qkv = self.qkv(y)  # (b, 3c, hp, wp)
-        # Window partition with the pixel axis kept last: q, k, v are (b*nW, nh, d, N),
-        # so the layout transposes move whole rows of ws pixels (the innermost axis stays
-        # in place) and the matmuls take their operands transposed instead.
-        qkv = qkv.reshape(b, 3, nh, c // nh, hp // ws, ws, wp // ws, ws)
-        qkv = qkv.permute(1, 0, 4, 6, 2, 3, 5, 7).reshape(3, -1, nh, c // nh, ws * ws)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (b*nW, nh, d, ws*ws)
+        # Window partition of the normalized map (c channels, before the 3c of q, k, v),
+        # pixel axis kept last: (b*nW, c, N). The 1x1 qkv and output projections are
+        # per pixel, so they run as matmuls in the window layout; the layout transposes
+        # move whole rows of ws pixels, and the attention matmuls take their operands
+        # transposed instead.
+        n_win = ws * ws
+        y = y.reshape(b, c, hp // ws, ws, wp // ws, ws).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, ws, ws)
+        qkv = self.qkv(y)
+        q, k, v = qkv.reshape(-1, 3, nh, c // nh, n_win).unbind(1)  # (b*nW, nh, d, N)
         attn = (q * (c // nh) ** -0.5).transpose(-2, -1) @ k
-        bias = self.rel_bias[:, self.rel_index.reshape(-1)].reshape(nh, ws * ws, ws * ws)
-        attn = attn + bias.unsqueeze(0)
+        bias = self.rel_bias[:, self.rel_index.reshape(-1)].reshape(nh, n_win, n_win)
         if self.shift:
-            mask = self._shift_mask(hp, wp, x.device).to(attn.dtype)
-            nw = mask.shape[0]
-            attn = (attn.reshape(b, nw, nh, ws * ws, ws * ws) + mask[None, :, None]
-                    ).reshape(-1, nh, ws * ws, ws * ws)
-        out = v @ attn.softmax(dim=-1).transpose(-2, -1)  # (b*nW, nh, d, ws*ws)
-        out = out.reshape(b, hp // ws, wp // ws, nh, c // nh, ws, ws)
-        out = out.permute(0, 3, 4, 1, 5, 2, 6).reshape(b, c, hp, wp)
+            rows, cols = self._shift_masks(hp, wp, x.device)
+            rows = bias + rows.to(attn.dtype)[:, None]  # (nWh, nh, N, N), bias folded in
+            attn = attn.reshape(b, hp // ws, wp // ws, nh, n_win, n_win) + rows[:, None]
+            attn = (attn + cols.to(attn.dtype)[:, None]).reshape(-1, nh, n_win, n_win)
+        else:
+            attn = attn + bias
+        out = self.proj((v @ attn.softmax(dim=-1).transpose(-2, -1)).reshape(-1, c, ws, ws))
+        out = out.reshape(b, hp // ws, wp // ws, c, ws, ws)
+        out = out.permute(0, 3, 1, 4, 2, 5).reshape(b, c, hp, wp)
         if self.shift:
             out = torch.roll(out, shifts=(self.shift, self.shift), dims=(2, 3))
-        return x + self.proj(out[:, :, :h, :w])
+        return x + out[:, :, :h, :w]
 
 
 def _cubic(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:

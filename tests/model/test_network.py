@@ -160,6 +160,49 @@ def test_shifted_window_mask_blocks_wrapped_content():
         assert torch.equal(attn(x)[..., 7, 7], attn(y)[..., 7, 7])
 
 
+def _window_attention_by_loops(m: WindowAttention, x: torch.Tensor) -> torch.Tensor:
+    """Independent reference: one window at a time, pixels gathered by coordinates, and
+    the shifted-window rule stated directly (two pixels of a window may attend only if
+    both or neither of them wrapped around the image edge in the cyclic shift)."""
+    b, c, h, w = x.shape
+    ws, s, nh = m.window, m.shift, m.heads
+    y = m.norm(x)
+    hp, wp = -(-h // ws) * ws, -(-w // ws) * ws
+    y = F.pad(y, (0, wp - w, 0, hp - h))
+    y = torch.roll(y, (-s, -s), (2, 3))
+    qkv = m.qkv(y)
+    d = c // nh
+    out = torch.zeros(b, c, hp, wp)
+    coords = [(i, j) for i in range(ws) for j in range(ws)]
+    bias = m.rel_bias[:, m.rel_index.reshape(-1)].reshape(nh, ws * ws, ws * ws)
+    for r0 in range(0, hp, ws):
+        for c0 in range(0, wp, ws):
+            pix = [(r0 + i, c0 + j) for i, j in coords]
+            feats = torch.stack([qkv[:, :, r, cc] for r, cc in pix], dim=-1)  # (b, 3c, N)
+            q, k, v = feats.reshape(b, 3, nh, d, -1).unbind(1)
+            logits = torch.einsum("bhdn,bhdm->bhnm", q * d ** -0.5, k) + bias
+            if s:
+                wrapped = [((r + s) >= hp, (cc + s) >= wp) for r, cc in pix]
+                allowed = torch.tensor([[wi == wj for wj in wrapped] for wi in wrapped])
+                logits = logits.masked_fill(~allowed, float("-inf"))
+            o = torch.einsum("bhnm,bhdm->bhdn", logits.softmax(-1), v).reshape(b, c, -1)
+            for n, (r, cc) in enumerate(pix):
+                out[:, :, r, cc] = o[:, :, n]
+    out = torch.roll(m.proj(out), (s, s), (2, 3))
+    return x + out[:, :, :h, :w]
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+@pytest.mark.parametrize("size", [(8, 8), (10, 13)])
+def test_window_attention_matches_per_window_reference(shift, size):
+    torch.manual_seed(1)
+    m = WindowAttention(8, 2, window=4, shift=shift).eval()
+    torch.nn.init.normal_(m.rel_bias)
+    x = torch.randn(2, 8, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _window_attention_by_loops(m, x), atol=1e-5, rtol=1e-5)
+
+
 def test_modulated_conv_matches_grouped_reference():
     torch.manual_seed(0)
     mod = ModulatedConv(6, 5, style_dim=4)
