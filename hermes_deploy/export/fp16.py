@@ -521,6 +521,7 @@ def measure_ranges(
     if sess_options is None:
         sess_options = ort.SessionOptions()
         sess_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess_options.log_severity_level = 3  # the CLI output is ours
 
     ranges: dict[str, float] = {}
 

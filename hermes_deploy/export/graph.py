@@ -9,6 +9,7 @@ exact GELU subgraphs in the operand order onnxruntime fuses into one Gelu kernel
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def clean_graph(model):
 
     functions = list(model.functions)
     graph = gs.import_onnx(model)
-    graph.fold_constants(error_ok=True).cleanup(remove_unused_graph_inputs=False).toposort()
+    with _quiet_onnxruntime():  # graphsurgeon folds through onnxruntime's default logger
+        graph.fold_constants(error_ok=True)
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
     _canonical_gelu(graph)
     out = gs.export_onnx(graph, do_type_check=False)
     out.ir_version = model.ir_version
@@ -43,6 +46,21 @@ def clean_graph(model):
     out.metadata_props.extend(model.metadata_props)
     out.producer_name, out.producer_version = "hermes-deploy", model.producer_version
     return onnx.shape_inference.infer_shapes(out)
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime():
+    """onnxruntime's default logger at errors only, back to its default (warnings) after."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        yield
+        return
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)
 
 
 def _constant_near(tensor, value: float) -> bool:
