@@ -1,17 +1,21 @@
 """onnxruntime CPU vs PyTorch eager on 256x256 tiles, side by side in one run.
 
     python benchmarks/bench_onnx_vs_torch.py [--model default] [--tile 256] [--batch 1]
-        [--repeats 5] [--threads 0] [--json]
+        [--repeats 5] [--threads 0] [--onnx GRAPH ...] [--json]
 
 Measures, for the same model and the same tiles: torch eager training form, torch eager
 deploy form (re-parameterized, fidelity), and the exported portable FP32 ONNX graph in
 onnxruntime (CPU EP, graph optimizations on). Reports megapixels of input per second
 and the ratios; the context (once per image) is excluded, as in the tiled runtime.
+``--onnx`` reuses exported portable graphs instead of exporting one; given several times
+(e.g. graphs exported by two versions of the code) each gets a row, measured in the same
+run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -19,11 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
 def _time(fn, repeats: int) -> float:
+    """Median seconds per call after one warm-up call. The backends run one after the
+    other, not in turns: torch's OpenMP workers and onnxruntime's pool spin-wait after
+    each call, and on a 2-core machine taking turns makes each slow the other."""
     fn()  # warm-up
     samples = []
     for _ in range(repeats):
@@ -40,7 +46,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="0 = library defaults")
-    ap.add_argument("--onnx", default=None, help="reuse an exported portable graph")
+    ap.add_argument("--onnx", action="append", default=None,
+                    help="reuse an exported portable graph (repeatable: one row per graph)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -58,11 +65,11 @@ def main() -> None:
     with torch.no_grad():
         ctx = deploy_form.compute_context(x)
 
-    onnx_path = args.onnx
-    if onnx_path is None:
-        onnx_path = str(Path(tempfile.mkdtemp()) / "bench.onnx")
-        export_onnx(args.model, onnx_path, ExportOptions(target="portable"))
-    sess = ort_session(onnx_path, threads=args.threads)
+    onnx_paths = args.onnx
+    if not onnx_paths:
+        onnx_paths = [str(Path(tempfile.mkdtemp()) / "bench.onnx")]
+        export_onnx(args.model, onnx_paths[0], ExportOptions(target="portable"))
+    sessions = {p: ort_session(p, threads=args.threads) for p in onnx_paths}
     feeds = {"input": x.numpy(), "context": ctx.numpy()}
 
     def run_torch(m):
@@ -71,11 +78,14 @@ def main() -> None:
                 m(x, context=ctx)
         return f
 
-    results = {
-        "torch eager, training form": _time(run_torch(train_form), args.repeats),
-        "torch eager, deploy form": _time(run_torch(deploy_form), args.repeats),
-        "onnxruntime CPU, portable fp32": _time(lambda: sess.run(None, feeds), args.repeats),
-    }
+    fns = {"torch eager, training form": run_torch(train_form),
+           "torch eager, deploy form": run_torch(deploy_form)}
+    for path, sess in sessions.items():
+        label = "onnxruntime CPU, portable fp32"
+        if len(sessions) > 1:
+            label += f" ({Path(path).name})"
+        fns[label] = functools.partial(sess.run, None, feeds)
+    results = {k: _time(fn, args.repeats) for k, fn in fns.items()}
     mpix = args.batch * args.tile * args.tile / 1e6
     base = results["torch eager, training form"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_training_eager": base / v} for k, v in results.items()}
@@ -86,9 +96,10 @@ def main() -> None:
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"model {args.model}, {args.batch}x{args.tile}x{args.tile} input tiles, median of {args.repeats}, "
           f"threads {args.threads or 'default'}, load average {load}")
-    print(f"{'backend':<34}{'s/tile':>9}{'MP/s':>9}{'x train eager':>15}")
+    width = max(34, *(len(k) + 2 for k in rows))
+    print(f"{'backend':<{width}}{'s/tile':>9}{'MP/s':>9}{'x train eager':>15}")
     for k, r in rows.items():
-        print(f"{k:<34}{r['seconds']:9.3f}{r['mp_per_s']:9.4f}{r['vs_training_eager']:15.2f}")
+        print(f"{k:<{width}}{r['seconds']:9.3f}{r['mp_per_s']:9.4f}{r['vs_training_eager']:15.2f}")
 
 
 if __name__ == "__main__":
