@@ -32,9 +32,12 @@ def test_scan_matches_sequential_recurrence(shape, chunk):
 
 
 @pytest.mark.parametrize("shape,chunk", [((2, 1, 2, 3, 1, 4), 8), ((1, 77, 4, 2, 2, 3), 16),
-                                         ((3, 130, 2, 5, 1, 6), 64), ((1, 3000, 2, 2, 1, 3), 64)])
+                                         ((3, 130, 2, 5, 1, 6), 64), ((1, 3000, 2, 2, 1, 3), 64),
+                                         ((2, 96, 6, 3, 3, 4), 64)])
 def test_scan_lowering_matches_sequential_recurrence(shape, chunk):
-    # the last case has 188 chunks of 16: six blocks of the two-level carry, the last padded
+    # (1, 3000, ...) has 188 chunks of 16: six blocks of the two-level carry, the last
+    # padded; (2, 96, ...) is a whole number of chunks (no padding, the model's case) with
+    # three groups of two heads
     inputs = _scan_inputs(*shape)
     got = selective_scan_lowered(*inputs, chunk).numpy()
     want = selective_scan_numpy(*(t.numpy() for t in inputs))
