@@ -118,10 +118,9 @@ class WindowAttention(nn.Module):
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))
         # Window partition of the normalized map (c channels, before the 3c of q, k, v),
-        # pixel axis kept last: (b*nW, c, N). The 1x1 qkv and output projections are
-        # per pixel, so they run as matmuls in the window layout; the layout transposes
-        # move whole rows of ws pixels, and the attention matmuls take their operands
-        # transposed instead.
+        # pixel axes kept last: (b*nW, c, ws, ws). The 1x1 qkv and output convs are per
+        # pixel, so they run on the windows directly; the layout transposes move whole
+        # rows of ws pixels, and the attention matmuls take their operands transposed.
         n_win = ws * ws
         y = y.reshape(b, c, hp // ws, ws, wp // ws, ws).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, ws, ws)
         qkv = self.qkv(y)

@@ -154,15 +154,6 @@ def _carry(a: torch.Tensor, s: torch.Tensor, block: int) -> torch.Tensor:
     return out.index_select(-2, torch.arange(k, device=out.device))
 
 
-def _pad_steps(v: torch.Tensor, pad) -> torch.Tensor:
-    """Zero-pad the sequence axis (1) by ``pad`` steps; nothing when the padding is
-    statically zero (the model's sequences are whole multiples of the chunk), so the
-    graph carries no copy for it."""
-    if statically_known_true(pad == 0):
-        return v
-    return torch.nn.functional.pad(v, (0, 0) * (v.dim() - 2) + (0, pad))
-
-
 def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     """The portable ONNX lowering: the same SSD evaluation laid out for graph runtimes.
 
@@ -188,8 +179,12 @@ def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     g, n = B.shape[2], B.shape[3]
     r = h // g  # heads per group
     lp = (l + t - 1) // t * t
-    pad = lp - l
-    x, dt, B, C = (_pad_steps(v, pad) for v in (x, dt, B, C))
+    # The model's sequences are whole multiples of the chunk; when that is statically
+    # known the graph carries neither the padding copies nor the final crop.
+    padded = not statically_known_true(lp == l)
+    if padded:
+        x, dt, B, C = (torch.nn.functional.pad(v, (0, 0) * (v.dim() - 2) + (0, lp - l))
+                       for v in (x, dt, B, C))
     k = lp // t
     xdt = (x * dt.unsqueeze(-1)).reshape(b, k, t, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b,k,g,r,T,p)
 
@@ -217,7 +212,7 @@ def selective_scan_lowered(x, dt, A, B, C, chunk: int = 64) -> torch.Tensor:
     # 4. contribution of the carried state to each output
     y = y + (Cg @ carried) * torch.exp(a_cum).unsqueeze(-1)
     y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, lp, h, p)
-    if statically_known_true(pad == 0):
+    if not padded:
         return y
     # crop by gather: a slice would make torch.export guard on l < lp
     return y.index_select(1, torch.arange(l, device=y.device))
