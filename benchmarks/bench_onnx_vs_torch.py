@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-    from hermes_deploy.export.verify import ort_session
+    from hermes_deploy.export.ort import ort_session
     from hermes_deploy.model.api import load_model
     from hermes_deploy.model.deploy import deploy
 

@@ -67,7 +67,8 @@ def _photo_png(path: Path, size: int) -> None:
 def overhead(args) -> dict:
     from PIL import Image
 
-    from hermes_deploy.runtime.tiler import TileOptions, image_context, make_plan, restore_file
+    from hermes_deploy.runtime.pipeline import image_context, restore_file
+    from hermes_deploy.runtime.plan import TileOptions, make_plan
 
     runner = _runner(args.model, args.threads)
     options = TileOptions(tile=(args.tile, args.tile), batch=args.batch)
@@ -159,7 +160,8 @@ def _stand_in(folder: Path) -> Path:
 
 def _child(args) -> None:
     """Runs in a fresh process: one image through the runtime, prints its peak RSS."""
-    from hermes_deploy.runtime.tiler import TileOptions, restore_file
+    from hermes_deploy.runtime.pipeline import restore_file
+    from hermes_deploy.runtime.plan import TileOptions
 
     runner = _runner(args.model, args.threads)
     t0 = time.perf_counter()
@@ -206,7 +208,8 @@ def context_cost(args) -> dict:
     from hermes_deploy.quality.degrade import bicubic_down, mod_crop
     from hermes_deploy.quality.metrics import psnr_y
     from hermes_deploy.quality.photos import HELDOUT_PHOTOS, load_photo
-    from hermes_deploy.runtime.tiler import TileOptions, image_context, restore_array
+    from hermes_deploy.runtime.pipeline import image_context, restore_array
+    from hermes_deploy.runtime.plan import TileOptions
 
     runner = _runner(args.model, args.threads)
     rows = []

@@ -29,9 +29,9 @@ _LAZY = {
     "count_params": "hermes_deploy.model.stats",
     "count_macs": "hermes_deploy.model.stats",
     "open_runner": "hermes_deploy.engines.select",
-    "TileOptions": "hermes_deploy.runtime.tiler",
-    "restore_array": "hermes_deploy.runtime.tiler",
-    "restore_file": "hermes_deploy.runtime.tiler",
+    "TileOptions": "hermes_deploy.runtime.plan",
+    "restore_array": "hermes_deploy.runtime.pipeline",
+    "restore_file": "hermes_deploy.runtime.pipeline",
     "run_batch": "hermes_deploy.runtime.batch",
 }
 

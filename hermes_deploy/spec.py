@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .optional import require
 
 METADATA_KEY = "hermes.spec"
 SPEC_VERSION = 1
@@ -71,7 +72,7 @@ class ModelSpec:
     @classmethod
     def from_onnx(cls, model_or_path) -> "ModelSpec":
         """Read the spec from an ONNX ModelProto or file (metadata only)."""
-        import onnx
+        onnx = require("onnx", purpose="Reading an ONNX model's spec")
 
         source = str(model_or_path) if not hasattr(model_or_path, "metadata_props") else "model"
         if hasattr(model_or_path, "metadata_props"):

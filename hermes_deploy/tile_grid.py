@@ -1,11 +1,21 @@
-"""Where tiles go along one image axis: shared by the tiled runtime and the INT8
-calibration reader, so calibration sees exactly the tiles the runtime will cut.
-Pure Python (no numpy).
+"""Where tiles go along one image axis, and the size multiple rule: shared by the tiled
+runtime and the INT8 calibration reader, so calibration sees exactly the tiles the
+runtime will cut. Pure Python (no numpy).
 """
 
 from __future__ import annotations
 
 from .errors import InputError
+
+
+def round_up(length: int, multiple: int) -> int:
+    """``length`` rounded up to a multiple of ``multiple`` (a multiple below 1 counts as 1).
+
+    The one rounding rule of the package: the model pads an image to its size multiple
+    by reflection, so tile sizes, grids and padded extents all round up the same way.
+    """
+    m = max(1, int(multiple))
+    return -(-int(length) // m) * m
 
 
 def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
@@ -18,7 +28,7 @@ def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     whole image with). Steps are spread evenly and never exceed ``tile - overlap``.
     """
     m = max(1, multiple)
-    end = -(-length // m) * m
+    end = round_up(length, m)
     if end <= tile:
         return [0]  # one tile: no neighbour to overlap
     step = (tile - overlap) // m  # in units of m

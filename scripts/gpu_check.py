@@ -11,7 +11,7 @@ kernel shapes, the bundled tiny x2 model, one exported graph at one tile, builds
 optimization level 0 (tensorrt_rtx targets the local GPU's architecture).
 
 Engine rows: TensorRT-RTX builds the portable graph (the plugin graph is refused by
-TensorRT-RTX, see ``engines/plugins``); full TensorRT, where importable, builds the
+TensorRT-RTX, see ``engines/trt/plugins``); full TensorRT, where importable, builds the
 portable graph and the ``tensorrt``-target graph with the AOT plugins.
 """
 
@@ -51,7 +51,7 @@ def guarded(check: str, backend: str, fn) -> None:
 
 
 def check_kernels(torch) -> None:
-    from hermes_deploy.engines.plugins.kernels import (selective_scan_triton,
+    from hermes_deploy.engines.trt.plugins.kernels import (selective_scan_triton,
                                                        spectral_lowpass_triton)
     from hermes_deploy.ops.scan import selective_scan_reference
     from hermes_deploy.ops.spectral import spectral_lowpass_reference
@@ -100,9 +100,9 @@ def check_torch_cuda(torch) -> None:
 
 
 def check_engines(torch, tile: int, work: Path) -> None:
-    from hermes_deploy.engines.builder import BuildOptions, build, local_compute_capability
+    from hermes_deploy.engines.trt.build import BuildOptions, build, local_compute_capability
     from hermes_deploy.engines.ort_runner import OrtRunner
-    from hermes_deploy.engines.trt_runner import TrtRunner
+    from hermes_deploy.engines.trt.runner import TrtRunner
     from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
     from hermes_deploy.quality.photos import load_photo
 

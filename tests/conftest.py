@@ -1,6 +1,14 @@
-"""Shared fixtures: seeded RNG, tiny models built in code."""
+"""Shared fixtures (seeded RNG, tiny models built in code) and the test tiers.
+
+Markers (strict; see pyproject): ``slow`` - longer than a few seconds on 2 cores, left
+out of the development loop ``pytest -m "not slow"`` and run by CI; ``trt`` - needs
+TensorRT or TensorRT-RTX; ``gpu`` - needs a CUDA device. ``trt`` and ``gpu`` tests are
+skipped, with the reason, where their requirement is missing.
+"""
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pytest
@@ -10,6 +18,23 @@ from hermes_deploy.model.config import preset
 from hermes_deploy.model.network import Hermes
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    no_trt = not (_has("tensorrt_rtx") or _has("tensorrt"))
+    no_gpu = not torch.cuda.is_available()
+    for item in items:
+        if "trt" in getattr(item, "fixturenames", ()):  # the TensorRT-RTX module fixture
+            item.add_marker(pytest.mark.trt)
+        if no_trt and "trt" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="needs TensorRT or TensorRT-RTX "
+                                                    "(pip install 'hermes-deploy[trt-rtx]')"))
+        if no_gpu and "gpu" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
 @pytest.fixture

@@ -1,15 +1,11 @@
-"""Calibration data for INT8 (numpy only; onnxruntime is imported lazily for contexts).
+"""Calibration data for INT8 (numpy only).
 
 :class:`TileReader` is a seeded, rewindable stream of ``{"input", "context"}`` batches cut
-from real images the way the tiled runtime cuts them. See :mod:`.reader`.
+from real images the way the tiled runtime cuts them; the per-image context comes from
+a function the caller passes (:func:`hermes_deploy.export.ort.context_fn` runs the
+companion context graph). See :mod:`.reader`.
 """
 
-from hermes_deploy.calibration.reader import (
-    IMAGE_SUFFIXES,
-    TileReader,
-    load_calibration_images,
-    onnx_context_fn,
-    tile_grid,
-)
+from .reader import TileReader, load_calibration_images, tile_grid
 
-__all__ = ["IMAGE_SUFFIXES", "TileReader", "load_calibration_images", "onnx_context_fn", "tile_grid"]
+__all__ = ["TileReader", "load_calibration_images", "tile_grid"]

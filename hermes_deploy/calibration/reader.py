@@ -12,7 +12,8 @@ cut the way the tiled runtime will cut them:
   Images smaller than the tile are skipped (the runtime would run them whole, at
   another size).
 * **Context**: computed once per *whole* (degraded) image by ``context_fn`` (the
-  companion context graph in onnxruntime, :func:`onnx_context_fn`) and given to every
+  companion context graph in onnxruntime, :func:`hermes_deploy.export.ort.context_fn`)
+  and given to every
   tile of that image, as at run time.
 
 Guarantees of :class:`TileReader`:
@@ -33,18 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import InputError
-
 from ..quality.degrade import bicubic_down, mod_crop
-from ..quality.photos import TRAIN_PHOTOS, load_image_file, load_photo
-from ..tile_grid import axis_starts
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+from ..quality.photos import TRAIN_PHOTOS, load_images
+from ..tile_grid import axis_starts, round_up
 
 ContextFn = Callable[[np.ndarray], np.ndarray]  # (1, C, H, W) float32 -> (1, K) float32
 
@@ -52,27 +49,7 @@ ContextFn = Callable[[np.ndarray], np.ndarray]  # (1, C, H, W) float32 -> (1, K)
 def load_calibration_images(source: str | os.PathLike | Sequence[str] | None) -> list[tuple[str, np.ndarray]]:
     """(name, HxWx3 float32) pairs from a folder, a list of files/photo names, or
     ``None`` (the bundled training photographs, never the held-out ones)."""
-    if source is None:
-        return [(name, load_photo(name)) for name in TRAIN_PHOTOS]
-    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    out: list[tuple[str, np.ndarray]] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise InputError(f"folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                                 "point --images at a folder of photographs")
-            out += [(p.name, load_image_file(p)) for p in files]
-        elif path.is_file():
-            out.append((path.name, load_image_file(path)))
-        else:
-            try:
-                out.append((str(item), load_photo(str(item))))
-            except ValueError:
-                raise InputError(f"'{item}' is neither an image folder, an image file nor a bundled "
-                                 "photo name; pass a folder of images to --images") from None
-    return out
+    return load_images(source, default=TRAIN_PHOTOS)
 
 
 def tile_grid(height: int, width: int, tile: tuple[int, int], overlap: int = 0,
@@ -96,23 +73,11 @@ def tile_grid(height: int, width: int, tile: tuple[int, int], overlap: int = 0,
 def pad_to_multiple(chw: np.ndarray, multiple: int) -> np.ndarray:
     """(C, H, W) padded at the bottom/right to multiples by symmetric reflection, as the
     runtime pads an image's last tiles (and the model pads a whole image)."""
-    m = max(1, multiple)
-    ph, pw = -chw.shape[1] % m, -chw.shape[2] % m
+    ph, pw = round_up(chw.shape[1], multiple) - chw.shape[1], round_up(chw.shape[2], multiple) - chw.shape[2]
     if not (ph or pw):
         return chw
     return np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
 
-
-def onnx_context_fn(context_graph: str | os.PathLike, threads: int = 0) -> ContextFn:
-    """The companion context graph as a function, run by onnxruntime (imported here)."""
-    from ..export.verify import ort_session
-
-    session = ort_session(Path(context_graph), threads)
-
-    def context(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
-
-    return context
 
 
 class TileReader:
@@ -142,7 +107,8 @@ class TileReader:
         for name, img in images:
             gt = mod_crop(img, self.scale) if self.scale > 1 else np.ascontiguousarray(img, np.float32)
             pad = self.scale * max(1, multiple)  # ground truth padded like the input tiles
-            gt = np.pad(gt, ((0, -gt.shape[0] % pad), (0, -gt.shape[1] % pad), (0, 0)), mode="symmetric")
+            gt = np.pad(gt, ((0, round_up(gt.shape[0], pad) - gt.shape[0]),
+                             (0, round_up(gt.shape[1], pad) - gt.shape[1]), (0, 0)), mode="symmetric")
             lq = bicubic_down(img, self.scale) if self.scale > 1 else gt
             grid = tile_grid(lq.shape[0], lq.shape[1], self.tile, self.overlap, multiple)
             if not grid:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile as _parse_tile
+from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile
 from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
@@ -72,7 +72,7 @@ def eval_cmd(model: str = ModelArg,
              json_out: bool = JsonOpt) -> None:
     """Degrade ground-truth images, restore them, print PSNR/SSIM-Y against the baseline."""
     with guarded():
-        from ..quality.model_eval import evaluate_model
+        from ..checks.evaluate import evaluate_model
 
         report = evaluate_model(model, images, task=task, scale=scale, sigma=sigma, seed=seed)
         if json_out:
@@ -102,7 +102,7 @@ def onnx_cmd(model: str = ModelArg,
         from ..export.onnx_export import ExportOptions, export_onnx
         from .common import echo_err
 
-        options = ExportOptions(target=target, opset=opset, tile=_parse_tile(tile), batch=batch,
+        options = ExportOptions(target=target, opset=opset, tile=parse_tile(tile), batch=batch,
                                 precision=precision, keep_generative=keep_generative)
         result = export_onnx(model, output, options, progress=lambda m: echo_err(f"... {m}"))
         if json_out:
@@ -134,7 +134,7 @@ def verify(onnx_file: Path = typer.Argument(..., help="Exported main graph (.onn
            json_out: bool = JsonOpt) -> None:
     """Run the graph in onnxruntime against the torch deploy model; non-zero exit past tolerance."""
     with guarded():
-        from ..export.verify import verify_onnx
+        from ..checks.verify import verify_onnx
 
         report = verify_onnx(onnx_file, reference, images or None, max_abs_tol=tolerance,
                              min_psnr=min_psnr)

@@ -37,7 +37,7 @@ def _shape_arg(text: str, label: str, onnx_path: Path, batch: int) -> dict[str, 
             name, _, dims = entry.partition(":")
             shapes[name.strip()] = _dims(dims.strip(), f"{label} shape of '{name.strip()}'")
         return shapes
-    from ..engines.trt_build import default_profiles
+    from ..engines.trt.compile import default_profiles
 
     hw = _dims(text, label)
     if len(hw) != 2:
@@ -82,7 +82,7 @@ def build(onnx_file: Path = typer.Argument(..., help="Exported graph (.onnx)."),
           json_out: bool = JsonOpt) -> None:
     """Compile an ONNX graph into a TensorRT or TensorRT-RTX engine with a manifest."""
     with guarded():
-        from ..engines.builder import BuildOptions, build as build_engine
+        from ..engines.trt.build import BuildOptions, build as build_engine
 
         if not onnx_file.is_file():
             raise InputError(f"ONNX model '{onnx_file}' not found; export it with hermes-export onnx")

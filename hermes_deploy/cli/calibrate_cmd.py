@@ -46,12 +46,11 @@ def calibrate(model: str = ModelArg,
     with guarded():
         from ..errors import InputError
         from ..export.int8 import Int8Options, calibrate_int8
-        from .app import _parse_tile
-        from .common import echo_err
+        from .common import echo_err, parse_tile
 
         if ranges is not None and not ranges.is_file():
             raise InputError(f"--ranges '{ranges}' does not exist; run calibrate with --images first")
-        options = Int8Options(method=method, samples=samples, seed=seed, tile=_parse_tile(tile),
+        options = Int8Options(method=method, samples=samples, seed=seed, tile=parse_tile(tile),
                               batch=batch, op_types=_split([op_types]), exclude=_split(exclude),
                               percentile=percentile, sensitivity=sensitivity, budget_db=budget,
                               target=target)

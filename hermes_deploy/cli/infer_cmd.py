@@ -77,7 +77,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
         from ..engines.select import open_runner
         from ..errors import InputError
         from ..runtime.batch import run_batch
-        from ..runtime.tiler import TileOptions
+        from ..runtime.plan import TileOptions
 
         items = list(inputs or [])
         if sample:
@@ -123,7 +123,8 @@ def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
 
         from ..engines.select import open_runner
         from ..quality.photos import load_photo
-        from ..runtime.tiler import TileOptions, restore_array
+        from ..runtime.pipeline import restore_array
+        from ..runtime.plan import TileOptions
 
         h, w = parse_tile(size)
         photo = load_photo("astronaut")

@@ -15,31 +15,20 @@ The reason for the choice is returned with the runner, so the CLI can say it.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
 from pathlib import Path
 
-from ..errors import InputError, MissingDependencyError
+from ..cache import cache_dir, cache_key
+from ..errors import InputError
+from ..optional import has, require
 
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("HERMES_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "hermes-deploy"
-
-
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def cached_onnx(model: str, say=None) -> Path:
     """Deploy + export ``model`` to ONNX once; later calls reuse the cached graph."""
-    from ..export.onnx_export import ExportOptions, _source_hash, export_onnx
+    from ..export.onnx_export import ExportOptions, export_onnx
 
-    key = hashlib.sha256(_source_hash(model).encode()).hexdigest()[:16]
-    path = cache_dir() / "onnx" / f"{Path(model).stem}-{key}.onnx"
+    path = cache_dir() / "onnx" / f"{Path(model).stem}-{cache_key(model)}.onnx"
     ctx = path.with_name(path.stem + ".context.onnx")
     if path.is_file() and ctx.is_file():
         if say:
@@ -59,11 +48,8 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None):
     if suffix in (".engine", ".plan", ".trt"):
         if backend not in ("auto", "tensorrt"):
             raise InputError(f"'{Path(model).name}' is a TensorRT engine; use --backend tensorrt")
-        try:
-            from .trt_runner import TrtRunner
-        except ImportError:
-            raise InputError("this build of hermes-deploy has no TensorRT runner; run the "
-                             ".onnx graph instead") from None
+        from .trt.runner import TrtRunner
+
         return TrtRunner(model), "a TensorRT engine runs on TensorRT"
     if suffix == ".onnx":
         if backend in ("torch", "tensorrt"):
@@ -73,7 +59,7 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None):
 
         runner = OrtRunner(model, threads=threads)
         return runner, "an ONNX graph runs on onnxruntime"
-    if backend == "torch" or (backend == "auto" and not _has("onnxruntime")):
+    if backend == "torch" or (backend == "auto" and not has("onnxruntime")):
         from .torch_runner import TorchRunner
 
         runner = TorchRunner(model, threads=threads)
@@ -82,8 +68,7 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None):
     if backend == "tensorrt":
         raise InputError("the tensorrt backend needs an engine; build one with hermes-export "
                          "build and pass the .engine file")
-    if not _has("onnxruntime"):
-        raise MissingDependencyError("onnxruntime", "onnx", "the onnxruntime backend")
+    require("onnxruntime", purpose="The onnxruntime backend")
     from .ort_runner import OrtRunner
 
     path = cached_onnx(model, say=say)

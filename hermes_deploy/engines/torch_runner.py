@@ -1,6 +1,6 @@
 """PyTorch runner: the deploy-form model in eager mode, on CPU or CUDA.
 
-Implements the runner interface of :mod:`hermes_deploy.engines.base`. Its ModelSpec is
+Implements the runner interface of :mod:`hermes_deploy.runtime.runner`. Its ModelSpec is
 measured from the model itself (the same spec an ONNX export would carry).
 """
 
@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import checked_inputs
+from ..runtime.runner import checked_inputs
 
 
 def _cached_spec(model, source: str, describe):
     """Measuring the receptive field takes a while: keep each checkpoint's spec on disk."""
-    import hashlib
-
     from ..atomic import atomic_path
-    from ..export.onnx_export import _source_hash
+    from ..cache import cache_dir, cache_key, source_hash
     from ..spec import ModelSpec
-    from .select import cache_dir
 
-    digest = _source_hash(source)
-    path = cache_dir() / "specs" / (hashlib.sha256(digest.encode()).hexdigest()[:16] + ".json")
-    if path.is_file() and not digest.startswith("preset:"):
+    path = cache_dir() / "specs" / (cache_key(source) + ".json")
+    if path.is_file() and not source_hash(source).startswith("preset:"):
         try:
             return ModelSpec.from_json(path.read_text(), str(path))
         except Exception:  # a damaged cache entry is simply measured again

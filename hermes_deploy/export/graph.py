@@ -14,20 +14,16 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import HermesError, MissingDependencyError
+from ..errors import ExportError
+from ..optional import has, require
 from ..spec import METADATA_KEY, ModelSpec
 
 
-class ExportError(HermesError):
-    """Export or graph processing failed."""
 
 
 def clean_graph(model):
     """Constant folding, dead-node cleanup and topological sort with onnx-graphsurgeon."""
-    try:
-        import onnx_graphsurgeon as gs
-    except ImportError:
-        raise MissingDependencyError("onnx-graphsurgeon", "onnx", "graph cleanup") from None
+    gs = require("onnx_graphsurgeon", purpose="Graph cleanup")
     import onnx
 
     functions = list(model.functions)
@@ -51,11 +47,11 @@ def clean_graph(model):
 @contextlib.contextmanager
 def _quiet_onnxruntime():
     """onnxruntime's default logger at errors only, back to its default (warnings) after."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    if not has("onnxruntime"):
         yield
         return
+    import onnxruntime as ort
+
     ort.set_default_logger_severity(3)
     try:
         yield

@@ -19,7 +19,6 @@ dynamo=True)``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..cache import source_hash
 from ..errors import InputError
 from ..spec import ModelSpec
 from . import custom_ops
@@ -71,16 +71,6 @@ class ExportResult:
     node_counts: dict[str, int] = field(default_factory=dict)
     fp16_report: dict | None = None
 
-
-def _source_hash(source: str) -> str:
-    from ..model.api import bundled_models
-
-    path = Path(source)
-    if not path.is_file():
-        path = bundled_models().get(source, path)
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return f"preset:{source}"
 
 
 @contextlib.contextmanager
@@ -134,7 +124,7 @@ def describe_model(model, source: str = "") -> ModelSpec:
         size_multiple=cfg.size_multiple, min_size=1, tile_overlap=overlap,
         receptive_radius=radius, context_channels=cfg.context_channels,
         precision="fp32", io_dtype="float32", target="portable", opset=18,
-        fidelity=cfg.fidelity, noise_name=None, source_sha256=_source_hash(source) if source else "",
+        fidelity=cfg.fidelity, noise_name=None, source_sha256=source_hash(source) if source else "",
         package_version=__version__, preset=cfg.preset)
 
 
@@ -215,7 +205,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
     fp16_report = None
     if options.precision == "fp16":
         say("converting to FP16 with FP32 islands (measuring activation ranges)")
-        from .precision import make_fp16
+        from .fp16 import make_fp16
 
         main, fp16_report = make_fp16(main, model, options, islands=options.fp16_islands)
     attach_spec(main, spec)

@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..cache import bundled_models
 from ..errors import CheckpointError
 from .config import HermesConfig, PRESETS, preset
 from .network import Hermes
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def build_model(config: HermesConfig) -> Hermes:
     """A freshly initialized training-form (or deploy-form) model for ``config``."""
     return Hermes(config)
 
-
-def bundled_models() -> dict[str, Path]:
-    """Bundled checkpoints by name (``default`` is the x2 tiny model when shipped)."""
-    found = {p.name[: -len(".safetensors")]: p for p in sorted(BUNDLED_DIR.glob("*.safetensors"))}
-    if "default" not in found and "tiny-x2" in found:
-        found["default"] = found["tiny-x2"]
-    return found
 
 
 def load_model(name_or_path: str | os.PathLike = "default", scale: int = 2) -> Hermes:

@@ -12,6 +12,7 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from .moe import GENERATIVE
 from .network import Hermes
 
@@ -36,7 +37,7 @@ def deploy(model: Hermes, fidelity: bool = True) -> Hermes:
     if not isinstance(model, Hermes):
         raise TypeError(f"deploy() expects a Hermes model, got {type(model).__name__}")
     if model.config.deploy and model.config.fidelity and not fidelity:
-        raise ValueError("this model already had its generative expert removed; "
+        raise InvalidArgumentError("this model already had its generative expert removed; "
                          "deploy the training-form checkpoint to keep it")
     work = copy.deepcopy(model).eval()
     for module in work.modules():

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from .conditioning import ContextEncoder, KernelPrior
 from .config import HermesConfig
 from .frequency import FrequencySplit
@@ -138,7 +139,7 @@ class Hermes(nn.Module):
     def set_fidelity(self, on: bool) -> None:
         """Training form only: mask the generative expert (and its noise) in place."""
         if self.config.deploy and self.config.fidelity and not on:
-            raise ValueError("the generative expert was removed from this deploy model")
+            raise InvalidArgumentError("the generative expert was removed from this deploy model")
         self.config = self.config.replace(fidelity=on)
         self.moe.mask_generative = on and not (self.config.deploy and len(self.moe.experts) == 3)
 

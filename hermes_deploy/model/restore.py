@@ -9,7 +9,7 @@ import torch
 
 
 def torch_restorer(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """A backend-agnostic restorer (see :mod:`hermes_deploy.quality.evaluate`)."""
+    """A backend-agnostic restorer (see :mod:`hermes_deploy.quality.harness`)."""
 
     @torch.no_grad()
     def restore(lq: np.ndarray) -> np.ndarray:

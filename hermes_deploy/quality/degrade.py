@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from hermes_deploy.quality.metrics import InvalidImageError
+from ..errors import InvalidArgumentError, InvalidImageError
 
 __all__ = [
     "mod_crop",
@@ -57,7 +57,7 @@ def _check_image(img: np.ndarray) -> np.ndarray:
 
 def _check_scale(scale: int) -> int:
     if isinstance(scale, bool) or int(scale) != scale or scale < 1:
-        raise ValueError(f"scale must be a positive integer, received {scale!r}")
+        raise InvalidArgumentError(f"scale must be a positive integer, received {scale!r}")
     return int(scale)
 
 
@@ -96,7 +96,7 @@ def bicubic_up(img: np.ndarray, scale: int) -> np.ndarray:
 
 def _check_kernel_size(size: int) -> int:
     if isinstance(size, bool) or int(size) != size or size < 1 or size % 2 == 0:
-        raise ValueError(f"kernel size must be a positive odd integer, received {size!r}")
+        raise InvalidArgumentError(f"kernel size must be a positive odd integer, received {size!r}")
     return int(size)
 
 
@@ -104,7 +104,7 @@ def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
     """Isotropic Gaussian, size x size (odd), standard deviation ``sigma`` pixels."""
     n = _check_kernel_size(size)
     if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, received {sigma!r}")
+        raise InvalidArgumentError(f"sigma must be > 0, received {sigma!r}")
     x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
     g = np.exp(-0.5 * (x / sigma) ** 2)
     k = np.outer(g, g)
@@ -121,7 +121,7 @@ def motion_kernel(size: int, angle_deg: float, length: float) -> np.ndarray:
     """
     n = _check_kernel_size(size)
     if not 0 <= length <= n - 1:
-        raise ValueError(f"length must be in [0, {n - 1}] for size {n}, received {length!r}")
+        raise InvalidArgumentError(f"length must be in [0, {n - 1}] for size {n}, received {length!r}")
     if n == 1:
         return np.ones((1, 1))
     # ~8 samples per pixel of length keeps the splatted line smooth at any angle.
@@ -148,7 +148,7 @@ def blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     arr = _check_image(img)
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
-        raise ValueError(f"kernel must be 2-D with odd height and width, received shape {k.shape}")
+        raise InvalidArgumentError(f"kernel must be 2-D with odd height and width, received shape {k.shape}")
     h, w = arr.shape[:2]
     ph, pw = k.shape[0] // 2, k.shape[1] // 2
     if ph >= h or pw >= w:
@@ -170,7 +170,7 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) 
     """Add i.i.d. Gaussian noise of std ``sigma`` (0..1 scale), then clip to [0, 1]."""
     arr = _check_image(img)
     if not 0 <= sigma <= 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"sigma is on the 0..1 scale and must be in [0, 1], received {sigma!r} "
             "(for sigma 25 on the 0..255 scale pass 25/255)"
         )
@@ -208,30 +208,30 @@ class Degradation:
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
-            raise ValueError(f"kind must be one of {_KINDS}, received {self.kind!r}")
+            raise InvalidArgumentError(f"kind must be one of {_KINDS}, received {self.kind!r}")
         if self.blur not in _BLURS:
-            raise ValueError(f"blur must be one of {_BLURS}, received {self.blur!r}")
+            raise InvalidArgumentError(f"blur must be one of {_BLURS}, received {self.blur!r}")
         _check_scale(self.scale)
         if not 0 <= self.noise_sigma <= 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"noise_sigma is on the 0..1 scale, expected [0, 1], received {self.noise_sigma!r}"
             )
         if self.kind == "sr":
             if self.scale < 2 or self.blur != "none" or self.noise_sigma != 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "an 'sr' degradation needs scale >= 2, blur 'none' and noise_sigma 0, "
                     f"received scale={self.scale}, blur={self.blur!r}, "
                     f"noise_sigma={self.noise_sigma}"
                 )
         elif self.scale != 1:
-            raise ValueError(f"a {self.kind!r} degradation needs scale 1, received {self.scale}")
+            raise InvalidArgumentError(f"a {self.kind!r} degradation needs scale 1, received {self.scale}")
         if self.kind == "denoise" and (self.noise_sigma <= 0 or self.blur != "none"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "a 'denoise' degradation needs noise_sigma > 0 and blur 'none', "
                 f"received noise_sigma={self.noise_sigma}, blur={self.blur!r}"
             )
         if self.kind == "deblur" and self.blur == "none":
-            raise ValueError("a 'deblur' degradation needs blur 'gaussian' or 'motion'")
+            raise InvalidArgumentError("a 'deblur' degradation needs blur 'gaussian' or 'motion'")
 
     @classmethod
     def sr(cls, scale: int) -> "Degradation":

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from hermes_deploy.errors import InputError
+from ..errors import InvalidImageError
 
 __all__ = ["InvalidImageError", "rgb_to_y", "psnr_y", "ssim_y", "psnr"]
 
@@ -36,12 +36,6 @@ _SSIM_SIGMA = 1.5
 _SSIM_K1, _SSIM_K2, _SSIM_L = 0.01, 0.03, 255.0
 
 
-class InvalidImageError(InputError, ValueError):
-    """An image argument has the wrong shape, dtype or value range.
-
-    Derives from ``ValueError`` for plain-Python callers and from the project's
-    :class:`~hermes_deploy.errors.InputError` so the CLI reports it as a user error.
-    """
 
 
 def _as_float_image(img: np.ndarray, name: str) -> np.ndarray:

@@ -17,13 +17,15 @@ Guarantees:
 from __future__ import annotations
 
 import os
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
-from hermes_deploy.quality.metrics import InvalidImageError
+from ..errors import InputError, InvalidImageError
+from ..formats import IMAGE_SUFFIXES
 
-__all__ = ["TRAIN_PHOTOS", "HELDOUT_PHOTOS", "load_photo", "load_image_file"]
+__all__ = ["TRAIN_PHOTOS", "HELDOUT_PHOTOS", "load_images", "load_photo", "load_image_file"]
 
 # Held out: the three bundled colour photographs of everyday natural scenes (a person,
 # an animal, an object on a table), the content users will actually feed the model.
@@ -132,3 +134,36 @@ def _int32_as_uint16(arr: np.ndarray, path: str | os.PathLike) -> np.ndarray:
             "are not supported; save it as 8- or 16-bit"
         )
     return arr.astype(np.uint16)
+
+
+def load_images(items: str | os.PathLike | Sequence[str | os.PathLike] | None,
+                default: Sequence[str] = HELDOUT_PHOTOS) -> list[tuple[str, np.ndarray]]:
+    """(name, HxWx3 float32) pairs from folders, image files and bundled photo names.
+
+    ``items`` is one folder, file or name, or a list of them; ``None`` or an empty list
+    means the bundled photos ``default`` (the held-out ones unless told otherwise). A
+    folder contributes its files with an :data:`~hermes_deploy.formats.IMAGE_SUFFIXES`
+    suffix, sorted by name.
+    """
+    if items is None or (not isinstance(items, (str, os.PathLike)) and not list(items)):
+        return [(name, load_photo(name)) for name in default]
+    listed = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    out: list[tuple[str, np.ndarray]] = []
+    for item in listed:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                                 "point it at a folder of photographs")
+            out += [(p.name, load_image_file(p)) for p in files]
+        elif path.is_file():
+            out.append((path.name, load_image_file(path)))
+        else:
+            try:
+                out.append((str(item), load_photo(str(item))))
+            except ValueError as exc:
+                raise InputError(f"'{item}' is neither an image folder, an image file nor a bundled "
+                                 f"photo ({exc})") from None
+    return out
+

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..errors import HermesError, InputError
 from .images import INPUT_SUFFIXES, OutputError, output_suffix
-from .tiler import TileOptions, check_options, restore_file
+from .pipeline import restore_file
+from .plan import TileOptions, check_options
 
 
 @dataclass

@@ -31,31 +31,24 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import publish
-from ..errors import HermesError, InputError, MissingDependencyError
+from ..errors import InputError, OutputError
+from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
+from ..optional import require
 
 # Pillow's Image.MAX_IMAGE_PIXELS: the same decompression-bomb guard, kept on by default.
 DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif",
            "tiff": ".tif"}
 EIGHT_BIT_ONLY = (".jpg", ".webp")
 MAX_SIDE = {".jpg": 65535, ".webp": 16383, ".png": 2**31 - 1, ".tif": 2**31 - 1}
 CONVERTED_SPACES = ("cmyk", "lab", "labs", "labq", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv")
 
-
-class OutputError(HermesError):
-    """An output cannot be written (folder not writable, disk full)."""
-
-
 _TUNED = False
 
 
 def _vips():
     global _TUNED
-    try:
-        import pyvips
-    except (ImportError, OSError):
-        raise MissingDependencyError("pyvips", "runtime", "reading and writing images") from None
+    pyvips = require("pyvips", purpose="Reading and writing images")
     if not _TUNED:
         _TUNED = True
         # streaming reads each row once: libvips' operation cache would only hold on to

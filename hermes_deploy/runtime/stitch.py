@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .tiling import TilePlan
+from .plan import TilePlan
 
 
 class Stitcher:

@@ -13,6 +13,7 @@ import torch
 
 from PIL import Image
 
+from ..errors import InvalidArgumentError
 from ..quality import TRAIN_PHOTOS, Degradation, augment, load_photo, random_crop_pair
 
 # Photos that are stochastic textures rather than scenes: training on them teaches the
@@ -39,10 +40,10 @@ class PairSampler:
                  zooms: tuple[float, ...] = (1.0, 0.8, 0.65, 0.5)) -> None:
         scales = {d.scale for d in degradations}
         if len(scales) != 1:
-            raise ValueError("all degradations of one model must share its scale")
+            raise InvalidArgumentError("all degradations of one model must share its scale")
         self.scale = scales.pop()
         if gt_crop % self.scale:
-            raise ValueError(f"gt_crop {gt_crop} must be a multiple of the scale {self.scale}")
+            raise InvalidArgumentError(f"gt_crop {gt_crop} must be a multiple of the scale {self.scale}")
         self.degradations, self.gt_crop, self.batch, self.seed = degradations, gt_crop, batch, seed
         base = images if images is not None else [load_photo(p) for p in photos]
         # every photo at several scales: more distinct content from few photos

@@ -29,7 +29,7 @@ from ..model.moe import GENERATIVE, load_balancing_loss, router_entropy
 from ..model.network import Hermes
 from ..model.restore import torch_restorer
 from ..quality import HELDOUT_PHOTOS, Degradation, load_photo
-from ..quality.evaluate import evaluate
+from ..quality.harness import evaluate
 from .data import PairSampler
 from .losses import ms_ssim
 

@@ -91,7 +91,7 @@ def test_tiles_are_crops_of_the_bicubic_downscale_with_whole_image_context(image
 
 
 def test_tile_grid_is_the_runtime_grid():
-    from hermes_deploy.runtime.tiling import plan_tiles
+    from hermes_deploy.runtime.plan import plan_tiles
 
     plan = plan_tiles(100, 70, (32, 32), overlap=8, scale=2, size_multiple=8)
     grid = tile_grid(100, 70, (32, 32), overlap=8, multiple=8)

@@ -14,11 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from hermes_deploy.cli.app import app
-from hermes_deploy.engines.manifest import check_manifest, read_manifest, rebuild_command
+from hermes_deploy.engines.trt.manifest import check_manifest, read_manifest, rebuild_command
 from hermes_deploy.spec import ModelSpec
 
 from ..conftest import make_model
 
+pytestmark = pytest.mark.trt
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed "
                           "(pip install 'hermes-deploy[trt-rtx]')")
 pytest.importorskip("onnxruntime", reason="exporting needs the onnx extra")

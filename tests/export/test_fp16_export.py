@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
+from hermes_deploy.checks.verify import verify_onnx
 from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-from hermes_deploy.export.verify import verify_onnx
 from hermes_deploy.model.api import bundled_models
 
 pytestmark = pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")
@@ -62,7 +62,7 @@ def test_without_islands_nothing_breaks_on_this_model(fp16_graphs):
 
 def test_fp16_graph_builds_with_tensorrt_rtx(fp16_graphs):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install tensorrt-rtx)")
-    from hermes_deploy.engines.trt_build import build_engine, default_profiles, parse_onnx
+    from hermes_deploy.engines.trt.compile import build_engine, default_profiles, parse_onnx
 
     result, _ = fp16_graphs
     assert parse_onnx(result.path) == []

@@ -15,25 +15,25 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from hermes_deploy.calibration import TileReader, load_calibration_images, onnx_context_fn
+from hermes_deploy.calibration import TileReader, load_calibration_images
+from hermes_deploy.checks.evaluate import evaluate_model
 from hermes_deploy.engines.ort_runner import OrtRunner
 from hermes_deploy.export.int8 import (
     Int8Options,
     calibrate_int8,
     calibrate_ranges,
     candidate_nodes,
-    inline_float_lowerings,
     load_ranges,
     noise_mse,
     predicted_cost_db,
     quantize_qdq,
     sensitivity,
 )
+from hermes_deploy.export.lowering import inline_lowerings
 from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-from hermes_deploy.export.verify import ort_session
+from hermes_deploy.export.ort import context_fn, ort_session
 from hermes_deploy.model.api import bundled_models
 from hermes_deploy.quality import HELDOUT_PHOTOS
-from hermes_deploy.quality.model_eval import evaluate_model
 from hermes_deploy.spec import ModelSpec
 
 pytestmark = pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")
@@ -58,7 +58,7 @@ def int8(fp32):
 
 def _reader(fp32, seed=0, samples=4):
     images = load_calibration_images(CALIB)
-    return TileReader(images, onnx_context_fn(fp32.context_path), tile=(32, 32), samples=samples,
+    return TileReader(images, context_fn(fp32.context_path), tile=(32, 32), samples=samples,
                       batch=2, scale=2, seed=seed)
 
 
@@ -162,7 +162,7 @@ def test_sensitivity_makes_the_noisiest_group_float(fp32):
 
 def test_int8_builds_with_tensorrt_rtx_on_cpu(int8):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install 'hermes-deploy[trt-rtx]')")
-    from hermes_deploy.engines.trt_build import build_engine, default_profiles, parse_onnx
+    from hermes_deploy.engines.trt.compile import build_engine, default_profiles, parse_onnx
 
     assert parse_onnx(int8.path) == []
     report = build_engine(int8.path, profiles=default_profiles(int8.path, tile=(48, 48)))
@@ -186,7 +186,7 @@ def test_cli_calibrate_reuses_ranges_and_reports_errors(fp32, int8, tmp_path):
     assert bad.exit_code == 2 and "unknown calibration method 'kl'" in bad.output
     assert not (tmp_path / "b.onnx").exists()
     # a portable graph: its MatMuls include the lowered scan/DFT, so only Conv is allowed
-    portable = inline_float_lowerings(onnx.load(str(fp32.path)))
+    portable = inline_lowerings(onnx.load(str(fp32.path)), fold=False)
     onnx.save(portable, str(tmp_path / "p.onnx"))
     (tmp_path / fp32.context_path.name).write_bytes(fp32.context_path.read_bytes())
     res = runner.invoke(app, ["calibrate", str(tmp_path / "p.onnx"), "-o", str(tmp_path / "p8.onnx"),

@@ -17,7 +17,8 @@ import torch
 
 from hermes_deploy.export.custom_ops import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-from hermes_deploy.export.verify import ort_session, verify_onnx
+from hermes_deploy.checks.verify import verify_onnx
+from hermes_deploy.export.ort import ort_session
 from hermes_deploy.model.checkpoint import save_checkpoint
 from hermes_deploy.model.moe import GENERATIVE
 from hermes_deploy.spec import ModelSpec
@@ -125,8 +126,9 @@ def test_fixed_tile_and_batch_export(exports):
     assert verify_onnx(result.path, str(ckpt), images=["coffee"]).passed
 
 
+@pytest.mark.trt
 def test_trt_rtx_builds_portable_and_rejects_tensorrt_target_only_for_plugins(exports):
-    trt_build = pytest.importorskip("hermes_deploy.engines.trt_build")
+    trt_build = pytest.importorskip("hermes_deploy.engines.trt.compile")
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install tensorrt-rtx)")
     _, portable = exports(2)
     assert trt_build.parse_onnx(portable.path) == []

@@ -12,7 +12,7 @@ from PIL import Image
 
 from hermes_deploy.quality import Degradation, load_photo
 from hermes_deploy.quality.degrade import bicubic_down
-from hermes_deploy.quality.evaluate import evaluate
+from hermes_deploy.quality.harness import evaluate
 
 
 def _psnr_y_f64(a: np.ndarray, b: np.ndarray, crop: int) -> float:

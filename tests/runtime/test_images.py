@@ -15,7 +15,8 @@ from hermes_deploy.quality.degrade import bicubic_down
 from hermes_deploy.quality.photos import load_photo
 from hermes_deploy.runtime.batch import run_batch
 from hermes_deploy.runtime.images import ImageSource, OutputError
-from hermes_deploy.runtime.tiler import TileOptions, restore_array, restore_file
+from hermes_deploy.runtime.pipeline import restore_array, restore_file
+from hermes_deploy.runtime.plan import TileOptions
 
 OPTS = TileOptions(tile=(32, 32), batch=4)
 

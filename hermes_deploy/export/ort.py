@@ -1,0 +1,118 @@
+"""onnxruntime sessions for exported HERMES graphs: the one place that opens them.
+
+* :func:`ort_session` - a session for any graph of this package: ``tensorrt``-target
+  graphs get their lowerings attached, FP16 graphs run through the FP16 storage
+  emulation (onnxruntime's CPU kernels would silently compute them in FP32), denormals
+  flush to zero.
+* :class:`GraphPair` - a main graph with its companion context graph, fed by the input
+  names its :class:`~hermes_deploy.spec.ModelSpec` carries (``input``, ``context``,
+  ``noise``), so no caller builds a feed by hand.
+* :func:`context_fn` - a context graph alone, as a function (calibration).
+
+A leaf of :mod:`hermes_deploy.export`: it imports only the lowering and FP16 emulation
+helpers, so runners, calibration and the checks can all use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError
+from ..optional import require
+from ..spec import ModelSpec
+
+ContextFn = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 -> (B, K) float32
+
+
+def runnable_on_cpu(model):
+    """FP16 graphs are checked on CPU through the round-trip emulation (see .fp16)."""
+    from onnx import TensorProto
+
+    from .fp16 import emulate_fp16
+
+    fp16 = TensorProto.FLOAT16
+    has_fp16 = any(i.data_type == fp16 for i in model.graph.initializer) or any(
+        v.type.tensor_type.elem_type == fp16 for v in model.graph.value_info)
+    return emulate_fp16(model) if has_fp16 else model
+
+
+def ort_session(model_or_path, threads: int = 0, providers: list[str] | None = None):
+    """An onnxruntime session (CPU unless ``providers`` says otherwise);
+    ``tensorrt``-target graphs get their lowerings."""
+    onnx = require("onnx", purpose="Reading ONNX graphs")
+    ort = require("onnxruntime", purpose="Running ONNX graphs")
+    from .lowering import has_hermes_nodes, with_lowerings
+
+    model = onnx.load(str(model_or_path)) if not hasattr(model_or_path, "graph") else model_or_path
+    if has_hermes_nodes(model):
+        model = with_lowerings(model)
+    model = runnable_on_cpu(model)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    # Flush denormals to zero: exp() of the scan's long decays lands in the denormal
+    # range, where x86 arithmetic is slow; the change is below 1.2e-38 per value.
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:
+    """The companion context graph named in ``spec``, which must sit next to the main graph."""
+    onnx_path = Path(onnx_path)
+    path = onnx_path.with_name(spec.context_graph or "")
+    if not spec.context_graph or not path.is_file():
+        raise InputError(f"context graph '{path.name}' is missing next to '{onnx_path.name}'; "
+                         "keep it beside the main graph or re-export with hermes-export onnx")
+    return path
+
+
+def context_fn(context_graph: str | Path, threads: int = 0) -> ContextFn:
+    """A context graph as a function ``(B, C, H, W) -> (B, K)``, run by onnxruntime."""
+    session = ort_session(Path(context_graph), threads)
+    name = session.get_inputs()[0].name
+
+    def context(images: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: np.ascontiguousarray(images, np.float32)})[0]
+
+    return context
+
+
+class GraphPair:
+    """An exported main graph and its context graph, opened together.
+
+    ``providers`` apply to the main graph; the context graph is small and runs once
+    per image, so it stays on the CPU.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None) -> None:
+        require("onnxruntime", purpose="Running ONNX graphs")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"'{self.path}' does not exist; export it with hermes-export onnx")
+        self.spec = ModelSpec.from_onnx(self.path)
+        self.context_path = context_graph_path(self.path, self.spec)
+        self.main = ort_session(self.path, threads, providers)
+        self.context = context_fn(self.context_path, threads)
+
+    def feeds(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None
+              ) -> dict[str, np.ndarray]:
+        """The main graph's feed; a graph that takes noise gets zeros unless given some."""
+        s = self.spec
+        feeds = {s.input_name: tiles, s.context_name: context}
+        if s.noise_name:
+            feeds[s.noise_name] = (noise if noise is not None else
+                                   np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))
+        return feeds
+
+    def run(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        """(B, C, h, w) tiles and (B, K) context -> (B, C_out, s*h, s*w)."""
+        return self.main.run(None, self.feeds(tiles, context, noise))[0]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Whole images: the context graph, then the main graph."""
+        images = np.ascontiguousarray(images, np.float32)
+        return self.run(images, self.context(images))
