@@ -12,7 +12,3 @@ from __future__ import annotations
 STREAMING_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 IMAGE_SUFFIXES = STREAMING_SUFFIXES + (".bmp",)
 
-
-def is_image_file(name: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> bool:
-    """Whether ``name`` ends in one of ``suffixes`` (case-insensitive)."""
-    return name.lower().endswith(suffixes)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from hermes_deploy.quality.photos import load_photo
@@ -16,6 +17,7 @@ from hermes_deploy.quality.photos import load_photo
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_python_api_example_runs(tmp_path):
     text = README.read_text()
     section = text[text.index("## Python API"):]

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import HermesError, InputError
-from .images import INPUT_SUFFIXES, OutputError, output_suffix
+from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
+from .images import OutputError, output_suffix
 from .pipeline import restore_file
 from .plan import TileOptions, check_options
 

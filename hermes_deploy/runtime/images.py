@@ -32,7 +32,6 @@ import numpy as np
 
 from ..atomic import publish
 from ..errors import InputError, OutputError
-from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from ..optional import require
 
 # Pillow's Image.MAX_IMAGE_PIXELS: the same decompression-bomb guard, kept on by default.

@@ -17,6 +17,7 @@ def test_default_loads_by_name_as_trained_x2():
     assert len(model.moe.experts) == 4  # E4 kept in the checkpoint
 
 
+@pytest.mark.slow
 def test_default_beats_bicubic_on_heldout_photos_without_routing_collapse():
     assert not set(HELDOUT_PHOTOS) & set(TRAIN_PHOTOS)
     report = evaluate_model("default", list(HELDOUT_PHOTOS))

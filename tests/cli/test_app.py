@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from hermes_deploy.model.checkpoint import load_checkpoint, save_checkpoint
@@ -29,6 +30,7 @@ def test_cli_help_without_torch_import():
     assert "TORCH False" in out.stdout and "deploy" in out.stdout
 
 
+@pytest.mark.slow
 def test_cli_deploy_writes_matching_deploy_checkpoint(tmp_path):
     model = make_model("tiny", 2, seed=4)
     src = save_checkpoint(model, tmp_path / "train.safetensors")
@@ -45,6 +47,7 @@ def test_cli_deploy_writes_matching_deploy_checkpoint(tmp_path):
         assert (dep(x) - model(x)).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_cli_info_json_counts_parameters():
     res = _cli("info", "tiny", "--scale", "4", "--json")
     assert res.returncode == 0, res.stderr
@@ -64,6 +67,7 @@ def test_cli_bad_checkpoint_is_one_line_error(tmp_path):
     assert not (tmp_path / "o.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_cli_deploy_keep_generative_of_a_deploy_checkpoint_is_one_line_error(tmp_path):
     """A deploy-form (fidelity) checkpoint has no generative expert left to keep."""
     model = make_model("tiny", 2, seed=5)

@@ -49,6 +49,7 @@ def _run(*args):
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 def test_build_static_tile_then_cache_hit(exported, tmp_path):
     engine, cache = tmp_path / "tiny.engine", tmp_path / "cache"
     args = ["build", exported, "-o", engine, "--trt", "tensorrt-rtx", "--tile", "32x32",
@@ -71,6 +72,7 @@ def test_build_static_tile_then_cache_hit(exported, tmp_path):
     assert (tmp_path / "again.engine").read_bytes() == engine.read_bytes()
 
 
+@pytest.mark.slow
 def test_build_dynamic_profiles_for_another_target(exported, tmp_path):
     engine = tmp_path / "dyn.engine"
     code, out = _run("build", exported, "-o", engine, "--min", "16x16", "--opt", "32x32",

@@ -17,6 +17,7 @@ from hermes_deploy.runtime.pipeline import restore_array
 from hermes_deploy.runtime.plan import TileOptions
 
 
+@pytest.mark.slow
 def test_torch_and_onnxruntime_runners_agree(default_runner, tmp_path, monkeypatch):
     monkeypatch.setenv("HERMES_CACHE_DIR", str(tmp_path / "cache"))
     from hermes_deploy.engines.torch_runner import TorchRunner

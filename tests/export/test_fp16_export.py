@@ -15,7 +15,8 @@ from hermes_deploy.checks.verify import verify_onnx
 from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
 from hermes_deploy.model.api import bundled_models
 
-pytestmark = pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")]
 
 PHOTOS = ["astronaut", "coffee", "chelsea"]
 
@@ -60,6 +61,7 @@ def test_without_islands_nothing_breaks_on_this_model(fp16_graphs):
     assert abs(good_psnr - plain_psnr) < 3.0
 
 
+@pytest.mark.trt
 def test_fp16_graph_builds_with_tensorrt_rtx(fp16_graphs):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install tensorrt-rtx)")
     from hermes_deploy.engines.trt.compile import build_engine, default_profiles, parse_onnx

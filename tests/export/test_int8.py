@@ -36,7 +36,8 @@ from hermes_deploy.model.api import bundled_models
 from hermes_deploy.quality import HELDOUT_PHOTOS
 from hermes_deploy.spec import ModelSpec
 
-pytestmark = pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif("default" not in bundled_models(), reason="no bundled default model")]
 
 ISLANDS = ("head", "local_blocks.0", "upsample")
 CALIB = ["rocket", "camera", "coins", "brick"]  # training photos only
@@ -160,6 +161,7 @@ def test_sensitivity_makes_the_noisiest_group_float(fp32):
     assert predicted_cost_db(y_ref, 38.0) == pytest.approx(10 * np.log10(2.0))
 
 
+@pytest.mark.trt
 def test_int8_builds_with_tensorrt_rtx_on_cpu(int8):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install 'hermes-deploy[trt-rtx]')")
     from hermes_deploy.engines.trt.compile import build_engine, default_profiles, parse_onnx

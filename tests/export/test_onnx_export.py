@@ -25,6 +25,8 @@ from hermes_deploy.spec import ModelSpec
 
 from ..conftest import make_model
 
+pytestmark = pytest.mark.slow
+
 SIZES = ((64, 64), (97, 131), (256, 192))
 
 

@@ -19,6 +19,7 @@ from hermes_deploy.model.deploy import deploy
 from ..conftest import make_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["training", "deploy"])
 def test_round_trip_same_outputs(tmp_path, form):
     model = make_model("tiny", 2, seed=11)

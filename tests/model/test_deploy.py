@@ -25,8 +25,12 @@ def _force_generative(model: Hermes) -> None:
         model.moe.router.logits.bias[GENERATIVE] += 50.0
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "base"])
-@pytest.mark.parametrize("scale", [1, 2, 4])
+# scale 1 runs the larger presets at full input resolution: seconds each
+DEPLOY_CASES = [pytest.param(name, scale, marks=[pytest.mark.slow] if scale == 1 and name != "tiny" else [])
+                for scale in (1, 2, 4) for name in ("tiny", "small", "base")]
+
+
+@pytest.mark.parametrize("name, scale", DEPLOY_CASES)
 def test_deploy_form_matches_training_form(name, scale):
     model = make_model(name, scale, seed=scale)
     before = copy.deepcopy(model.state_dict())

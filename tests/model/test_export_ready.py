@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hermes_deploy.model.deploy import deploy
@@ -9,6 +10,7 @@ from hermes_deploy.model.deploy import deploy
 from ..conftest import make_model
 
 
+@pytest.mark.slow
 def test_torch_export_dynamic_shapes_and_custom_op_nodes():
     model = deploy(make_model("tiny", 2), fidelity=True)
     dims = {0: torch.export.Dim("batch", min=1, max=64),

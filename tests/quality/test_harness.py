@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -43,6 +44,7 @@ def test_evaluate_psnr_matches_float64_reference(rng):
     assert report.images[0].psnr < report.images[0].baseline_psnr  # nearest + noise < bicubic
 
 
+@pytest.mark.slow
 def test_eval_command_json_matches_independent_psnr(tmp_path):
     gt = load_photo("coffee")[:96, :128]
     path = tmp_path / "gt.png"

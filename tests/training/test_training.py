@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hermes_deploy.model.checkpoint import load_checkpoint
@@ -11,6 +12,7 @@ from hermes_deploy.training.data import PairSampler
 from hermes_deploy.training.train import TrainConfig, degradations_for, train, train_step_loss
 
 
+@pytest.mark.slow
 def test_few_steps_reduce_loss_and_write_checkpoint(tmp_path):
     photo = load_photo("rocket")[100:228, 200:328]
     cfg = TrainConfig(preset="tiny", scale=2, steps=12, batch=4, lr_patch=16, lr=1e-3,
