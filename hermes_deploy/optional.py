@@ -24,6 +24,7 @@ EXTRAS = {
     "tensorrt_rtx": "trt-rtx",
     "tensorrt": "tensorrt",
     "triton": "plugins",
+    "openvino": "openvino",
     "pyvips": "",  # core dependencies: "" = no extra, the install itself is incomplete
     "torch": "",
 }

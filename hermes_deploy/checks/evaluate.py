@@ -1,7 +1,9 @@
 """``evaluate_model``: the quality harness applied to a model or an exported graph.
 
 A torch model (bundled name, checkpoint, preset) gets its scores plus router
-utilization; an ``.onnx`` graph runs in onnxruntime with its context graph. The harness
+utilization; an ``.onnx`` graph runs with its context graph on onnxruntime or OpenVINO
+at a chosen CPU precision, and with ``reference`` each image's output is also compared
+with the FP32 torch model's output (PSNR, RGB, peak 1). The harness
 itself (:mod:`hermes_deploy.quality.harness`) stays numpy-only; this check sits above
 the model and the engines and imports each lazily.
 """
@@ -36,22 +38,59 @@ def degradation_for(task: str, scale: int, sigma: float = 15.0) -> Degradation:
     raise InputError(f"unknown task '{task}'; choose one of {TASKS}")
 
 
+def _graph_report(model_source, images, task, sigma, seed, backend, precision, threads,
+                  reference) -> EvalReport:
+    from ..engines.select import open_runner
+    from ..quality.metrics import psnr
+    from ..runtime.runner import whole_image_restorer
+
+    runner, _ = open_runner(str(model_source), backend or "onnxruntime", threads=threads,
+                            precision=precision)
+    with runner:
+        restore = whole_image_restorer(runner)
+        task = task or ("sr" if runner.spec.scale > 1 else "denoise")
+        degradation = degradation_for(task, runner.spec.scale, sigma)
+        vs_reference: list[float] = []
+        if reference is not None:
+            from ..model.api import load_model
+            from ..model.deploy import deploy
+            from ..model.restore import torch_restorer
+
+            ref_model = load_model(reference)
+            if not ref_model.config.deploy:
+                ref_model = deploy(ref_model, fidelity=runner.spec.fidelity)
+            if ref_model.config.scale != runner.spec.scale:
+                raise InputError(f"reference is x{ref_model.config.scale} but the graph is "
+                                 f"x{runner.spec.scale}; pass the checkpoint it was exported from")
+            ref_restore = torch_restorer(ref_model)
+            graph_restore = restore
+
+            def restore(lq):
+                out = graph_restore(lq)
+                vs_reference.append(psnr(out, ref_restore(lq)))
+                return out
+
+        report = evaluate(restore, load_images(images), degradation, seed=seed)
+        report.extra.update(model=str(model_source), backend=runner.name,
+                            precision=getattr(runner, "precision", runner.spec.precision))
+    if vs_reference:
+        report.extra["psnr_vs_reference"] = {s.name: v for s, v in zip(report.images, vs_reference)}
+    return report
+
 
 def evaluate_model(model_source: str | os.PathLike, images: list[str] | None = None,
                    task: str | None = None, scale: int = 2, sigma: float = 15.0,
-                   seed: int = 0) -> EvalReport:
+                   seed: int = 0, backend: str | None = None, precision: str | None = None,
+                   threads: int = 0, reference: str | None = None) -> EvalReport:
     """Evaluate a model in fidelity mode: a torch model (name, checkpoint, preset) or an
-    exported ``.onnx`` graph (run by onnxruntime, with its context graph)."""
+    exported ``.onnx`` graph (``backend`` onnxruntime (default) or openvino, at
+    ``precision``; ``reference`` adds PSNR against the FP32 torch model)."""
     if str(model_source).endswith(".onnx"):
-        from ..engines.ort_runner import OrtRunner
-
-        runner = OrtRunner(model_source)
-        task = task or ("sr" if runner.spec.scale > 1 else "denoise")
-        degradation = degradation_for(task, runner.spec.scale, sigma)
-        report = evaluate(runner.restorer(), load_images(images), degradation, seed=seed)
-        report.extra["model"] = str(model_source)
-        report.extra["backend"] = "onnxruntime"
-        return report
+        return _graph_report(model_source, images, task, sigma, seed, backend, precision, threads,
+                             reference)
+    if backend not in (None, "torch") or precision not in (None, "f32") or reference is not None:
+        raise InputError("--backend, --precision and --reference apply to an exported .onnx graph; "
+                         "export the model with hermes-export onnx and evaluate the graph")
     import torch
 
     from ..model.api import load_model

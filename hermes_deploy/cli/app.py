@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from .common import JsonOpt, ModelArg, ScaleOpt, guarded, parse_tile
+from .common import JsonOpt, ModelArg, PrecisionOpt, ScaleOpt, ThreadsOpt, guarded, parse_tile
 from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
@@ -69,17 +69,29 @@ def eval_cmd(model: str = ModelArg,
              task: str = typer.Option(None, help="sr (default for x2-x4), denoise, deblur-gaussian, deblur-motion."),
              sigma: float = typer.Option(15.0, help="Noise sigma on the 0..255 scale for --task denoise."),
              seed: int = typer.Option(0, help="Seed of the degradation."),
+             backend: str = typer.Option(None, "--backend", "-b",
+                                         help="Run an exported .onnx on openvino or onnxruntime "
+                                              "(default: onnxruntime; a checkpoint runs in torch)."),
+             precision: str = PrecisionOpt, threads: int = ThreadsOpt,
+             reference: str = typer.Option(None, "--reference", "-r",
+                                           help="Torch model (checkpoint or bundled name) the "
+                                                "graph came from: adds PSNR against its FP32 output."),
              json_out: bool = JsonOpt) -> None:
     """Degrade ground-truth images, restore them, print PSNR/SSIM-Y against the baseline."""
     with guarded():
         from ..checks.evaluate import evaluate_model
 
-        report = evaluate_model(model, images, task=task, scale=scale, sigma=sigma, seed=seed)
+        report = evaluate_model(model, images, task=task, scale=scale, sigma=sigma, seed=seed,
+                                backend=backend, precision=precision, threads=threads,
+                                reference=reference)
         if json_out:
             typer.echo(json.dumps(report.to_dict(), indent=2))
             return
         typer.echo(f"{report.task}; PSNR/SSIM on Y (BT.601), border crop = scale")
         typer.echo(report.table())
+        if "psnr_vs_reference" in report.extra:
+            typer.echo("PSNR vs the FP32 torch reference: " + ", ".join(
+                f"{k} {v:.2f} dB" for k, v in report.extra["psnr_vs_reference"].items()))
         util = report.extra.get("utilization")
         if util:
             typer.echo("routing mass: " + ", ".join(f"{k} {v:.1%}" for k, v in util.items()))

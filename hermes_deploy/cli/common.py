@@ -23,6 +23,14 @@ ModelArg = typer.Argument(
 )
 ScaleOpt = typer.Option(2, "--scale", "-s", help="Scale for a preset (1, 2, 3 or 4).")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+BackendOpt = typer.Option("auto", "--backend", "-b",
+                          help="auto, openvino, onnxruntime, torch or tensorrt (auto picks the "
+                               "fastest present and says why).")
+PrecisionOpt = typer.Option(None, "--precision",
+                            help="CPU compute precision: f32, bf16 (OpenVINO, CPUs with "
+                                 "AVX512-BF16/AMX) or int8 (an INT8 Q/DQ graph); default: the "
+                                 "graph's own (f32, or int8 for a Q/DQ graph).")
+ThreadsOpt = typer.Option(0, "--threads", help="Backend CPU threads (0 = all cores).")
 
 
 def fail(message: str) -> None:

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import typer
 
-from .common import JsonOpt, echo_err, guarded, parse_tile
+from .common import BackendOpt, JsonOpt, PrecisionOpt, ThreadsOpt, echo_err, guarded, parse_tile
 
-BackendOpt = typer.Option("auto", "--backend", "-b",
-                          help="auto, onnxruntime, torch or tensorrt (auto picks the best present).")
 ModelOpt = typer.Option("default", "--model", "-m",
                         help="Bundled name, checkpoint, exported .onnx or TensorRT .engine.")
 TileOpt = typer.Option("256", "--tile", help="Tile size in input pixels, HxW or N.")
 OverlapOpt = typer.Option(None, "--overlap", help="Tile overlap in input pixels (default: the "
                           "model's recommended overlap, from its receptive field).")
 BatchOpt = typer.Option(1, "--batch", help="Tiles per inference call.")
-ThreadsOpt = typer.Option(0, "--threads", help="Backend CPU threads (0 = all cores).")
 
 SAMPLE_NAME = "sample-astronaut.png"
 
@@ -57,6 +54,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
           output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
           model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
           overlap: int = OverlapOpt, batch: int = BatchOpt, threads: int = ThreadsOpt,
+          precision: str = PrecisionOpt,
           fmt: str = typer.Option("auto", "--format", help="auto (same as input), png, jpg, webp "
                                   "or tif."),
           overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist."),
@@ -86,7 +84,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
             raise InputError("no inputs; pass image files, folders or globs (or --sample)")
         if batch < 1:
             raise InputError(f"--batch must be >= 1, got {batch}")
-        runner, why = open_runner(model, backend, threads=threads,
+        runner, why = open_runner(model, backend, threads=threads, precision=precision,
                                   say=lambda m: echo_err(f"... {m}"))
         with runner:
             s = runner.spec
@@ -114,6 +112,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
 
 def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
           overlap: int = OverlapOpt, batch: int = BatchOpt, threads: int = ThreadsOpt,
+          precision: str = PrecisionOpt,
           size: str = typer.Option("512x512", "--size", help="Input image size HxW."),
           repeat: int = typer.Option(2, "--repeat", help="Timed runs (after one warm-up)."),
           json_out: bool = JsonOpt) -> None:
@@ -130,7 +129,7 @@ def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
         photo = load_photo("astronaut")
         reps = (-(-h // photo.shape[0]), -(-w // photo.shape[1]), 1)
         image = np.ascontiguousarray(np.tile(photo, reps)[:h, :w])
-        runner, why = open_runner(model, backend, threads=threads,
+        runner, why = open_runner(model, backend, threads=threads, precision=precision,
                                   say=lambda m: echo_err(f"... {m}"))
         options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch)
         with runner:

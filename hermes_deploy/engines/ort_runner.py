@@ -1,7 +1,8 @@
 """onnxruntime runner for exported HERMES graphs (main graph + context graph).
 
 ``OrtRunner(path)`` opens ``path`` and the companion context graph named in its
-ModelSpec (:class:`hermes_deploy.export.ort.GraphPair`); ``context(image)`` runs the
+ModelSpec (:class:`hermes_deploy.export.ort.GraphPair`) at the graph's own precision
+(``f32``, or ``int8`` for a Q/DQ graph; see :mod:`.precision`); ``context(image)`` runs the
 context graph once per image, ``infer(tiles, context)`` runs the main graph. A
 ``tensorrt``-target graph runs through its lowerings. Torch-free. ``restorer()`` adapts
 it to the quality harness (whole image at once).
@@ -15,7 +16,8 @@ import numpy as np
 
 from ..export.ort import GraphPair
 from ..optional import require
-from ..runtime.runner import checked_inputs
+from ..runtime.runner import checked_inputs, whole_image_restorer
+from .precision import resolve_precision
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -28,11 +30,13 @@ def best_providers() -> list[str]:
 
 
 class OrtRunner:
-    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None,
+                 precision: str | None = None) -> None:
         self._graphs = GraphPair(path, threads, providers or best_providers())
         self.path = self._graphs.path
         self.spec = self._graphs.spec
-        self.name = f"onnxruntime ({self._graphs.main.get_providers()[0]})"
+        self.precision = resolve_precision(self.spec, precision, "onnxruntime")
+        self.name = f"onnxruntime ({self._graphs.main.get_providers()[0]}, {self.precision})"
 
     def __enter__(self) -> "OrtRunner":
         return self
@@ -50,9 +54,4 @@ class OrtRunner:
 
     def restorer(self):
         """HxWxC -> sHxsWxC on the whole image (for the quality harness)."""
-
-        def restore(lq: np.ndarray) -> np.ndarray:
-            x = np.ascontiguousarray(lq.transpose(2, 0, 1)[None], np.float32)
-            return np.clip(self.infer(x, self.context(x))[0].transpose(1, 2, 0), 0.0, 1.0)
-
-        return restore
+        return whole_image_restorer(self)

@@ -4,12 +4,17 @@
 graph (``.onnx``) or a TensorRT engine (``.engine``). ``auto`` picks, in order:
 
 - an ``.engine`` file: the TensorRT runner;
-- an ``.onnx`` file: onnxruntime with the best execution provider present
-  (TensorRT, CUDA, then CPU);
-- a checkpoint or bundled name: onnxruntime when installed (the model is deployed and
+- an ``.onnx`` file: onnxruntime when it has a GPU execution provider (TensorRT or
+  CUDA); on a CPU with both onnxruntime and OpenVINO installed, the one measured faster
+  for this graph on this machine (:mod:`.choose`: measured once, kept in the cache);
+  OpenVINO for ``bf16``; otherwise whichever is installed;
+- a checkpoint or bundled name: the same choice on its ONNX export (deployed and
   exported once into the cache folder, ``$HERMES_CACHE_DIR`` or
-  ``~/.cache/hermes-deploy``, keyed by the checkpoint hash), otherwise torch.
+  ``~/.cache/hermes-deploy``, keyed by the checkpoint hash), or torch when neither
+  onnxruntime nor OpenVINO is installed.
 
+``precision`` (``f32``, ``bf16``, ``int8``; None = the graph's own) is checked against the
+backend and the CPU (:mod:`.precision`); ``auto`` never lowers precision by itself.
 The reason for the choice is returned with the runner, so the CLI can say it.
 """
 
@@ -21,7 +26,8 @@ from ..cache import cache_dir, cache_key
 from ..errors import InputError
 from ..optional import has, require
 
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "openvino", "torch", "tensorrt")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def cached_onnx(model: str, say=None) -> Path:
@@ -40,7 +46,53 @@ def cached_onnx(model: str, say=None) -> Path:
     return path
 
 
-def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None):
+def _gpu_provider() -> str | None:
+    """The GPU execution provider of this onnxruntime build, if it has one."""
+    if not has("onnxruntime"):
+        return None
+    import onnxruntime
+
+    return next((p for p in GPU_PROVIDERS if p in onnxruntime.get_available_providers()), None)
+
+
+def _open_graph(path, backend: str, threads: int, precision: str | None, say=None):
+    """``(runner, why)`` for an ONNX graph; ``auto`` as in the module doc."""
+    if backend != "auto":
+        return _graph_runner(path, backend, threads, precision), "requested"
+    gpu = _gpu_provider()
+    if gpu:
+        return _graph_runner(path, "onnxruntime", threads, precision), f"onnxruntime has the {gpu} here"
+    if precision == "bf16" or not has("onnxruntime"):
+        why = ("only OpenVINO has bf16 CPU kernels" if precision == "bf16" else
+               "onnxruntime is not installed")
+        require("openvino", purpose="The OpenVINO backend")
+        return _graph_runner(path, "openvino", threads, precision), why
+    if not has("openvino"):
+        return (_graph_runner(path, "onnxruntime", threads, precision),
+                "onnxruntime on the CPU (OpenVINO, faster on some CPUs, is not installed: "
+                "pip install 'hermes-deploy[openvino]')")
+    from ..spec import ModelSpec
+    from .choose import measured_choice
+    from .precision import resolve_precision
+
+    resolve_precision(ModelSpec.from_onnx(path), precision, "onnxruntime")  # refuse before measuring
+    return measured_choice(path, lambda name: _graph_runner(path, name, threads, precision), threads,
+                           precision, say)
+
+
+def _graph_runner(path, backend: str, threads: int, precision: str | None):
+    if backend == "openvino":
+        from .ov_runner import OvRunner
+
+        return OvRunner(path, threads=threads, precision=precision)
+    require("onnxruntime", purpose="The onnxruntime backend")
+    from .ort_runner import OrtRunner
+
+    return OrtRunner(path, threads=threads, precision=precision)
+
+
+def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None,
+                precision: str | None = None):
     """Return ``(runner, reason)`` for ``model`` on ``backend`` (see module doc)."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
@@ -48,29 +100,28 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None):
     if suffix in (".engine", ".plan", ".trt"):
         if backend not in ("auto", "tensorrt"):
             raise InputError(f"'{Path(model).name}' is a TensorRT engine; use --backend tensorrt")
+        if precision is not None:
+            raise InputError("an engine's precision is fixed when it is built; drop --precision")
         from .trt.runner import TrtRunner
 
         return TrtRunner(model), "a TensorRT engine runs on TensorRT"
     if suffix == ".onnx":
         if backend in ("torch", "tensorrt"):
-            raise InputError(f"'{Path(model).name}' is an ONNX graph; use --backend onnxruntime "
-                             "(or build an engine with hermes-export build)")
-        from .ort_runner import OrtRunner
-
-        runner = OrtRunner(model, threads=threads)
-        return runner, "an ONNX graph runs on onnxruntime"
-    if backend == "torch" or (backend == "auto" and not has("onnxruntime")):
+            raise InputError(f"'{Path(model).name}' is an ONNX graph; use --backend openvino or "
+                             "onnxruntime (or build an engine with hermes-export build)")
+        runner, why = _open_graph(model, backend, threads, precision, say)
+        return runner, f"an ONNX graph on {runner.name} ({why})"
+    if backend == "torch" or (backend == "auto" and not (has("onnxruntime") or has("openvino"))):
+        if precision not in (None, "f32"):
+            raise InputError(f"the torch backend runs f32 only; use --backend openvino for "
+                             f"--precision {precision}")
         from .torch_runner import TorchRunner
 
         runner = TorchRunner(model, threads=threads)
-        why = "requested" if backend == "torch" else "onnxruntime is not installed"
+        why = "requested" if backend == "torch" else "neither onnxruntime nor OpenVINO is installed"
         return runner, f"torch ({why})"
     if backend == "tensorrt":
         raise InputError("the tensorrt backend needs an engine; build one with hermes-export "
                          "build and pass the .engine file")
-    require("onnxruntime", purpose="The onnxruntime backend")
-    from .ort_runner import OrtRunner
-
-    path = cached_onnx(model, say=say)
-    runner = OrtRunner(path, threads=threads)
-    return runner, "onnxruntime is the fastest backend installed here (exported ONNX)"
+    runner, why = _open_graph(cached_onnx(model, say=say), backend, threads, precision, say)
+    return runner, f"{runner.name} on the exported ONNX ({why})"

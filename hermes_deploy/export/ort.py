@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..optional import require
+from ..runtime.runner import model_feeds
 from ..spec import ModelSpec
 
 ContextFn = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 -> (B, K) float32
@@ -101,12 +102,7 @@ class GraphPair:
     def feeds(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None
               ) -> dict[str, np.ndarray]:
         """The main graph's feed; a graph that takes noise gets zeros unless given some."""
-        s = self.spec
-        feeds = {s.input_name: tiles, s.context_name: context}
-        if s.noise_name:
-            feeds[s.noise_name] = (noise if noise is not None else
-                                   np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))
-        return feeds
+        return model_feeds(self.spec, tiles, context, noise)
 
     def run(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """(B, C, h, w) tiles and (B, K) context -> (B, C_out, s*h, s*w)."""

@@ -43,3 +43,25 @@ class Runner(Protocol):
     def __enter__(self) -> "Runner": ...
 
     def __exit__(self, *exc) -> None: ...
+
+
+def model_feeds(spec: ModelSpec, tiles: np.ndarray, context: np.ndarray,
+                noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A graph's feed by the input names ``spec`` carries; a graph that takes noise
+    (generative expert kept) gets zeros unless given some."""
+    feeds = {spec.input_name: tiles, spec.context_name: context}
+    if spec.noise_name:
+        feeds[spec.noise_name] = (noise if noise is not None else
+                                  np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))
+    return feeds
+
+
+def whole_image_restorer(runner: Runner):
+    """``HxWxC -> sHxsWxC`` on the whole image at once, clipped to [0, 1]: the
+    restorer the quality harness (:mod:`hermes_deploy.quality.harness`) takes."""
+
+    def restore(lq: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(lq.transpose(2, 0, 1)[None], np.float32)
+        return np.clip(runner.infer(x, runner.context(x))[0].transpose(1, 2, 0), 0.0, 1.0)
+
+    return restore

@@ -34,7 +34,10 @@ def test_torch_and_onnxruntime_runners_agree(default_runner, tmp_path, monkeypat
     assert list((tmp_path / "cache" / "specs").glob("*.json"))
 
 
-def test_onnxruntime_path_never_imports_torch(default_onnx, tmp_path):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "auto"])
+def test_graph_backends_never_import_torch(default_onnx, tmp_path, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino is not installed")
     code = f"""
 import json, sys
 import numpy as np
@@ -43,14 +46,15 @@ from hermes_deploy.engines.select import open_runner
 from hermes_deploy.runtime.batch import run_batch
 from hermes_deploy.runtime.plan import TileOptions
 Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(r"{tmp_path}/a.png")
-runner, why = open_runner(r"{default_onnx}")
+runner, why = open_runner(r"{default_onnx}", "{backend}")
 report = run_batch(runner, [r"{tmp_path}/a.png"], r"{tmp_path}/out", TileOptions(tile=(32, 32)))
 print(json.dumps({{"torch": "torch" in sys.modules, "done": report.count("done"), "why": why}}))
 """
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout.strip().splitlines()[-1])
-    assert data == {"torch": False, "done": 1, "why": data["why"]} and "onnxruntime" in data["why"]
+    assert data == {"torch": False, "done": 1, "why": data["why"]}
+    assert backend == "auto" or backend in data["why"]
 
 
 def test_backend_choices_are_checked(default_onnx):

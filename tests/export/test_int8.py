@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from hermes_deploy.calibration import TileReader, load_calibration_images
 from hermes_deploy.checks.evaluate import evaluate_model
 from hermes_deploy.engines.ort_runner import OrtRunner
+from hermes_deploy.errors import InputError
 from hermes_deploy.export.int8 import (
     Int8Options,
     calibrate_int8,
@@ -195,3 +196,23 @@ def test_cli_calibrate_reuses_ranges_and_reports_errors(fp32, int8, tmp_path):
                               "--op-types", "Conv,MatMul"])
     assert res.exit_code == 2 and "only Conv" in res.output
     assert not (tmp_path / "p8.onnx").exists()
+
+
+def test_openvino_runs_the_int8_graph_within_budget(fp32, int8):
+    """The Q/DQ graph on OpenVINO's low-precision kernels, judged like onnxruntime's."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
+    from hermes_deploy.cpu import check_precision
+
+    try:
+        check_precision("int8")
+    except InputError as exc:
+        pytest.skip(str(exc))
+    fp = evaluate_model(str(fp32.path), list(HELDOUT_PHOTOS))
+    q = evaluate_model(str(int8.path), list(HELDOUT_PHOTOS), backend="openvino")
+    assert q.extra["backend"] == "openvino (CPU, int8)"
+    rows = {r.name: r for r in fp.images}
+    for r in q.images:
+        drop = rows[r.name].psnr - r.psnr
+        print(f"{r.name:<10} FP32 {rows[r.name].psnr:.3f}  OpenVINO INT8 {r.psnr:.3f}  drop {drop:+.3f} dB")
+        assert np.isfinite(r.psnr) and drop < 0.3, f"{r.name}: INT8 on OpenVINO loses {drop:.3f} dB"
+
