@@ -115,10 +115,30 @@ def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
           precision: str = PrecisionOpt,
           size: str = typer.Option("512x512", "--size", help="Input image size HxW."),
           repeat: int = typer.Option(2, "--repeat", help="Timed runs (after one warm-up)."),
+          compare: bool = typer.Option(False, "--compare", help="Instead: every CPU backend and "
+                                       "precision side by side on one tile of --tile (torch eager, "
+                                       "torch.compile, onnxruntime, OpenVINO; f32, bf16, int8)."),
+          int8: str = typer.Option(None, "--int8", help="With --compare: the INT8 Q/DQ graph "
+                                   "(default: calibrate one, about a minute)."),
+          no_int8: bool = typer.Option(False, "--no-int8", help="With --compare: no int8 rows."),
+          no_compile: bool = typer.Option(False, "--no-compile", help="With --compare: no "
+                                          "torch.compile row (it compiles for minutes on 2 cores)."),
           json_out: bool = JsonOpt) -> None:
     """Throughput of a model / backend / tile setting on a real photograph (machine-readable)."""
     with guarded():
         import numpy as np
+
+        if compare:
+            from ..checks.cpu_bench import compare_cpu, format_compare
+
+            tile_hw = parse_tile(tile)
+            info = compare_cpu(model if not model.endswith(".onnx") else "default",
+                               onnx=model if model.endswith(".onnx") else None, int8=int8,
+                               tile=tile_hw[0], threads=threads or 2, repeats=max(1, repeat),
+                               compile=not no_compile, int8_rows=not no_int8,
+                               say=lambda m: echo_err(f"... {m}"))
+            typer.echo(json.dumps(info, indent=2) if json_out else format_compare(info))
+            return
 
         from ..engines.select import open_runner
         from ..quality.photos import load_photo

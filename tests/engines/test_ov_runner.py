@@ -218,3 +218,23 @@ def test_tensorrt_target_graph_runs_through_its_lowerings(tmp_path, default_runn
     with OvRunner(result.path, threads=2) as runner:
         ctx = runner.context(x)
         assert np.abs(runner.infer(x, ctx) - default_runner.infer(x, ctx)).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_bench_compare_prints_every_cpu_row(default_onnx):
+    res = subprocess.run([sys.executable, "-m", "hermes_deploy.cli.app", "bench", "--compare",
+                          "--model", str(default_onnx), "--tile", "64", "--repeat", "1", "--no-compile",
+                          "--no-int8", "--threads", "2", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    rows = {(r["backend"], r["precision"]): r for r in info["rows"]}
+    assert len(rows) == 7 and info["cpu"] and info["peak_gflop_per_s"]["f32"] > 0
+    assert rows[("onnxruntime", "f32")]["vs_ort_f32"] == 1.0
+    assert rows[("openvino", "f32")]["psnr_vs_ort_f32"] > 100  # same math, another engine
+    assert "no INT8 graph" in rows[("openvino", "int8")]["skipped"]
+    bf16 = rows[("openvino", "bf16")]
+    assert (bf16["psnr_vs_ort_f32"] >= 45) if info["bf16"] else ("AVX512-BF16" in bf16["skipped"])
+    for r in rows.values():
+        if "s_per_tile" in r:
+            assert r["gflop_per_s"] == pytest.approx(info["gflop_per_tile"] / r["s_per_tile"])
