@@ -46,10 +46,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _runner(model: str, threads: int = 0):
+def _runner(model: str, threads: int = 0, backend: str = "auto"):
     from hermes_deploy.engines.select import open_runner
 
-    return open_runner(model, "auto", threads=threads, say=lambda m: print(f"... {m}", file=sys.stderr))[0]
+    return open_runner(model, backend, threads=threads,
+                       say=lambda m: print(f"... {m}", file=sys.stderr))[0]
 
 
 def _photo_png(path: Path, size: int) -> None:
@@ -70,7 +71,7 @@ def overhead(args) -> dict:
     from hermes_deploy.runtime.pipeline import image_context, restore_file
     from hermes_deploy.runtime.plan import TileOptions, make_plan
 
-    runner = _runner(args.model, args.threads)
+    runner = _runner(args.model, args.threads, args.backend)
     options = TileOptions(tile=(args.tile, args.tile), batch=args.batch)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.png"
@@ -163,7 +164,7 @@ def _child(args) -> None:
     from hermes_deploy.runtime.pipeline import restore_file
     from hermes_deploy.runtime.plan import TileOptions
 
-    runner = _runner(args.model, args.threads)
+    runner = _runner(args.model, args.threads, args.backend)
     t0 = time.perf_counter()
     result = restore_file(runner, args.input, args.output, TileOptions(tile=(args.tile, args.tile),
                                                                        batch=args.batch),
@@ -183,7 +184,7 @@ def memory(args) -> dict:
             _photo_png(src, size)
             cmd = [sys.executable, __file__, "_child", "--model", model, "--input", str(src),
                    "--output", str(tmp / f"out-{size}.png"), "--tile", str(args.tile),
-                   "--batch", str(args.batch), "--threads", str(args.threads)]
+                   "--batch", str(args.batch), "--threads", str(args.threads), "--backend", args.backend]
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode:
                 raise SystemExit(res.stderr.strip().splitlines()[-1])
@@ -211,7 +212,7 @@ def context_cost(args) -> dict:
     from hermes_deploy.runtime.pipeline import image_context, restore_array
     from hermes_deploy.runtime.plan import TileOptions
 
-    runner = _runner(args.model, args.threads)
+    runner = _runner(args.model, args.threads, args.backend)
     rows = []
     for name in HELDOUT_PHOTOS:
         gt = mod_crop(load_photo(name), runner.spec.scale)
@@ -247,6 +248,7 @@ def main() -> None:
         p.add_argument("--tile", type=int, default=tile)
         p.add_argument("--batch", type=int, default=1)
         p.add_argument("--threads", type=int, default=0)
+        p.add_argument("--backend", default="auto", help="auto, openvino, onnxruntime or torch")
         p.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cmd == "_child":
