@@ -18,25 +18,13 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from hermes_deploy.checks.cpu_bench import median_seconds
 
-def _time(fn, repeats: int) -> float:
-    """Median seconds per call after one warm-up call. The backends run one after the
-    other, not in turns: torch's OpenMP workers and onnxruntime's pool spin-wait after
-    each call, and on a 2-core machine taking turns makes each slow the other."""
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -85,7 +73,7 @@ def main() -> None:
         if len(sessions) > 1:
             label += f" ({Path(path).name})"
         fns[label] = functools.partial(sess.run, None, feeds)
-    results = {k: _time(fn, args.repeats) for k, fn in fns.items()}
+    results = {k: median_seconds(fn, args.repeats) for k, fn in fns.items()}
     mpix = args.batch * args.tile * args.tile / 1e6
     base = results["torch eager, training form"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_training_eager": base / v} for k, v in results.items()}

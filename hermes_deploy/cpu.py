@@ -73,3 +73,13 @@ def check_precision(precision: str, flags: frozenset[str] | None = None) -> None
     if not flags & set(wanted):
         raise InputError(f"--precision {precision} needs a CPU with {named}; this CPU "
                          f"({cpu_name()}) has none of them; use --precision f32")
+
+
+def has_precision(precision: str, flags: frozenset[str] | None = None) -> bool:
+    """Whether :func:`check_precision` accepts ``precision`` on this CPU."""
+    try:
+        check_precision(precision, flags)
+        return True
+    except InputError:
+        return False
+

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 
-def _time(fn, repeats: int) -> float:
-    """Median seconds per call after one warm-up call; backends run one after another
-    (taking turns on 2 cores makes each slow the other)."""
+def median_seconds(fn, repeats: int) -> float:
+    """Median seconds per call after one warm-up call. Backends are timed one after the
+    other, not in turns: torch's OpenMP workers and onnxruntime's pool spin-wait after
+    each call, and on a 2-core machine taking turns makes each slow the other."""
     fn()
     samples = []
     for _ in range(repeats):
@@ -45,19 +46,9 @@ def matmul_peak(dtype, n: int = 2048, repeats: int = 5) -> float:
     a = torch.rand(n, n).to(dtype)
     b = torch.rand(n, n).to(dtype)
     torch.mm(a, b)
-    best = min(_time(lambda: torch.mm(a, b), 1) for _ in range(repeats))
+    best = min(median_seconds(lambda: torch.mm(a, b), 1) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
 
-
-def _has_precision(precision: str) -> bool:
-    from ..cpu import check_precision
-    from ..errors import InputError
-
-    try:
-        check_precision(precision)
-        return True
-    except InputError:
-        return False
 
 
 def compare_cpu(model: str = "default", onnx: str | Path | None = None, int8: str | Path | None = None,
@@ -70,7 +61,7 @@ def compare_cpu(model: str = "default", onnx: str | Path | None = None, int8: st
     """
     import torch
 
-    from ..cpu import describe_cpu
+    from ..cpu import describe_cpu, has_precision
     from ..engines.ort_runner import OrtRunner
     from ..model.api import load_model
     from ..model.deploy import deploy
@@ -113,7 +104,7 @@ def compare_cpu(model: str = "default", onnx: str | Path | None = None, int8: st
         try:
             fn = make()
             out = np.asarray(fn(), np.float32)
-            seconds = _time(fn, repeats)
+            seconds = median_seconds(fn, repeats)
         except Exception as exc:  # a row that cannot run here says why; the others go on
             rows.append({"backend": name, "precision": precision,
                          "skipped": " ".join(str(exc).split())[:160]})
@@ -168,7 +159,7 @@ def compare_cpu(model: str = "default", onnx: str | Path | None = None, int8: st
         if "s_per_tile" in r:
             r["vs_ort_f32"] = base / r["s_per_tile"]
             r["of_peak"] = r["gflop_per_s"] / peaks["bf16" if r["precision"] == "bf16" else "f32"]
-    return {"cpu": describe_cpu(), "bf16": _has_precision("bf16"), "int8": _has_precision("int8"),
+    return {"cpu": describe_cpu(), "bf16": has_precision("bf16"), "int8": has_precision("int8"),
             "openvino": has("openvino"), "threads": threads, "tile": [t, t],
             "gflop_per_tile": gflop, "peak_gflop_per_s": peaks, "rows": rows}
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from hermes_deploy.cpu import NEEDS, check_precision, cpu_flags
+from hermes_deploy.cpu import NEEDS, check_precision, cpu_flags, has_precision
 from hermes_deploy.engines.precision import resolve_precision
 from hermes_deploy.errors import InputError
 from hermes_deploy.quality.photos import load_photo
@@ -154,20 +154,13 @@ def test_explicit_backends_and_precision_errors(default_onnx):
     runner, why = open_runner(str(default_onnx), "onnxruntime", threads=2)
     with runner:
         assert runner.name.startswith("onnxruntime") and "requested" in why
-    runner, _ = open_runner(str(default_onnx), precision="bf16", threads=2) if _cpu_has("bf16") else (None, "")
+    runner, _ = open_runner(str(default_onnx), precision="bf16", threads=2) if has_precision("bf16") else (None, "")
     if runner is not None:
         with runner:
             assert runner.name == "openvino (CPU, bf16)"
     with pytest.raises(InputError, match="torch backend runs f32 only"):
         open_runner("default", "torch", precision="bf16")
 
-
-def _cpu_has(precision: str) -> bool:
-    try:
-        check_precision(precision)
-        return True
-    except InputError:
-        return False
 
 
 def test_cli_infer_on_openvino_and_one_line_precision_errors(default_onnx, default_runner, tmp_path,
