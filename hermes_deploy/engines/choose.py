@@ -22,6 +22,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..cache import cache_dir
 from ..cpu import cpu_flags, cpu_name
+from ..errors import HermesError, InputError
 
 BACKENDS = ("onnxruntime", "openvino")
 PROBE_TILE = (256, 256)
@@ -76,7 +77,18 @@ def measured_choice(path: str | Path, open_backend, threads: int, precision: str
         pass  # no measurement yet (or a damaged one): measure
     if say:
         say("measuring onnxruntime and OpenVINO on this CPU (once per graph; kept in the cache)")
-    runners = {name: open_backend(name) for name in BACKENDS}
+    runners, refused = {}, {}
+    for name in BACKENDS:
+        try:
+            runners[name] = open_backend(name)
+        except HermesError as exc:  # e.g. OpenVINO int8 on a CPU without VNNI
+            refused[name] = str(exc)
+    if not runners:
+        raise InputError("; ".join(f"{name}: {reason}" for name, reason in refused.items()))
+    if refused:
+        name, reason = next(iter(refused.items()))
+        (only,) = runners
+        return runners[only], f"{name} cannot run it here ({reason})"
     seconds = {name: _seconds(runner) for name, runner in runners.items()}
     choice = min(seconds, key=seconds.get)
     record = {"choice": choice, "seconds": seconds, "tile": list(runners[choice].spec.tile or PROBE_TILE),

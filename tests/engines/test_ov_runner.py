@@ -231,3 +231,28 @@ def test_bench_compare_prints_every_cpu_row(default_onnx):
     for r in rows.values():
         if "s_per_tile" in r:
             assert r["gflop_per_s"] == pytest.approx(info["gflop_per_tile"] / r["s_per_tile"])
+
+
+def test_auto_falls_back_to_the_backend_that_can_run_it(default_onnx, tmp_path, monkeypatch):
+    """A backend that refuses (say OpenVINO int8 on a CPU without VNNI) is not measured."""
+    from hermes_deploy.engines.choose import choice_path, measured_choice
+    from hermes_deploy.engines.ort_runner import OrtRunner
+
+    monkeypatch.setenv("HERMES_CACHE_DIR", str(tmp_path / "cache"))
+
+    def open_backend(name):
+        if name == "openvino":
+            raise InputError("--precision int8 needs a CPU with AVX512-VNNI")
+        return OrtRunner(default_onnx, threads=2)
+
+    runner, why = measured_choice(default_onnx, open_backend, 2, None)
+    with runner:
+        assert runner.name.startswith("onnxruntime")
+    assert why.startswith("openvino cannot run it here") and "VNNI" in why
+    assert not choice_path(default_onnx, None, 2).exists()  # nothing measured, nothing kept
+
+    def refuse(name):
+        raise InputError(f"{name} refuses")
+
+    with pytest.raises(InputError, match="onnxruntime: onnxruntime refuses; openvino: openvino refuses"):
+        measured_choice(default_onnx, refuse, 2, None)
