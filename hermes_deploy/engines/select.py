@@ -58,7 +58,7 @@ def _gpu_provider() -> str | None:
 def _open_graph(path, backend: str, threads: int, precision: str | None, say=None):
     """``(runner, why)`` for an ONNX graph; ``auto`` as in the module doc."""
     if backend != "auto":
-        return _graph_runner(path, backend, threads, precision), "requested"
+        return _graph_runner(path, backend, threads, precision), f"{backend} requested"
     gpu = _gpu_provider()
     if gpu:
         return _graph_runner(path, "onnxruntime", threads, precision), f"onnxruntime has the {gpu} here"
@@ -110,7 +110,7 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None,
             raise InputError(f"'{Path(model).name}' is an ONNX graph; use --backend openvino or "
                              "onnxruntime (or build an engine with hermes-export build)")
         runner, why = _open_graph(model, backend, threads, precision, say)
-        return runner, f"an ONNX graph on {runner.name} ({why})"
+        return runner, f"an ONNX graph: {why}"
     if backend == "torch" or (backend == "auto" and not (has("onnxruntime") or has("openvino"))):
         if precision not in (None, "f32"):
             raise InputError(f"the torch backend runs f32 only; use --backend openvino for "
@@ -124,4 +124,4 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None,
         raise InputError("the tensorrt backend needs an engine; build one with hermes-export "
                          "build and pass the .engine file")
     runner, why = _open_graph(cached_onnx(model, say=say), backend, threads, precision, say)
-    return runner, f"{runner.name} on the exported ONNX ({why})"
+    return runner, f"the exported ONNX: {why}"

@@ -143,7 +143,7 @@ def test_auto_measures_the_faster_cpu_backend_once_and_keeps_it(default_onnx, tm
     record_file.write_text(json.dumps({**record, "choice": other}))
     runner, why = open_runner(str(default_onnx), threads=2)
     with runner:
-        assert runner.name.startswith(other) and why.endswith("cached)")
+        assert runner.name.startswith(other) and why.endswith("; cached")
     # another thread count is another measurement
     assert choice_path(default_onnx, None, 1) != record_file
 
