@@ -52,17 +52,10 @@ def _graph_report(model_source, images, task, sigma, seed, backend, precision, t
         degradation = degradation_for(task, runner.spec.scale, sigma)
         vs_reference: list[float] = []
         if reference is not None:
-            from ..model.api import load_model
-            from ..model.deploy import deploy
             from ..model.restore import torch_restorer
+            from .verify import reference_model
 
-            ref_model = load_model(reference)
-            if not ref_model.config.deploy:
-                ref_model = deploy(ref_model, fidelity=runner.spec.fidelity)
-            if ref_model.config.scale != runner.spec.scale:
-                raise InputError(f"reference is x{ref_model.config.scale} but the graph is "
-                                 f"x{runner.spec.scale}; pass the checkpoint it was exported from")
-            ref_restore = torch_restorer(ref_model)
+            ref_restore = torch_restorer(reference_model(reference, runner.spec))
             graph_restore = restore
 
             def restore(lq):

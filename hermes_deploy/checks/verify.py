@@ -86,6 +86,21 @@ def _cases(spec: ModelSpec, sizes, batches, images, seed: int):
             yield f"{name} {h}x{w}", np.ascontiguousarray(np.repeat(crop, b, 0), dtype=np.float32)
 
 
+def reference_model(reference: str, spec: ModelSpec):
+    """The torch deploy model ``reference`` names, in the form a graph of ``spec`` was
+    exported from (fidelity as the graph); a model of another scale is refused."""
+    from ..model.api import load_model
+    from ..model.deploy import deploy
+
+    model = load_model(reference)
+    if not model.config.deploy:
+        model = deploy(model, fidelity=spec.fidelity)
+    if model.config.scale != spec.scale:
+        raise InputError(f"reference is x{model.config.scale} but the graph is x{spec.scale}; "
+                         "pass the checkpoint it was exported from")
+    return model
+
+
 def verify_onnx(onnx_path: str | Path, reference: str | None = None, images: list[str] | None = None,
                 sizes=DEFAULT_SIZES, batches=DEFAULT_BATCHES, max_abs_tol: float = 1e-4,
                 min_psnr: float = 45.0, seed: int = 0) -> VerifyReport:
@@ -93,8 +108,6 @@ def verify_onnx(onnx_path: str | Path, reference: str | None = None, images: lis
     import torch
 
     from ..export.ort import GraphPair
-    from ..model.api import load_model
-    from ..model.deploy import deploy
     from ..quality import HELDOUT_PHOTOS
     from ..quality.photos import load_images
 
@@ -105,12 +118,7 @@ def verify_onnx(onnx_path: str | Path, reference: str | None = None, images: lis
     if reference is None:
         raise InputError("give --reference MODEL (the checkpoint or bundled name it was exported "
                          "from); a random preset cannot be a reference")
-    model = load_model(reference)
-    if not model.config.deploy:
-        model = deploy(model, fidelity=spec.fidelity)
-    if model.config.scale != spec.scale:
-        raise InputError(f"reference is x{model.config.scale} but the graph is x{spec.scale}; "
-                         "pass the checkpoint it was exported from")
+    model = reference_model(reference, spec)
     graphs = GraphPair(onnx_path)
     if images is None:
         images = list(HELDOUT_PHOTOS[:1])

@@ -33,9 +33,10 @@ _HINT = {"f32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the Q/DQ graph, f
 def _read(core, path: Path, quantized: bool):
     """An OpenVINO model from an exported ONNX file, custom ops lowered if present.
 
-    The lowerings are inlined and constant-folded (folded, the inlined scan ran 1.11 s
-    a 256x256 tile here against 0.96 s for the portable graph); a Q/DQ graph is not
-    folded, which would turn its ``DQ(int8 weight)`` back into float weights.
+    The lowerings are inlined and constant-folded, as the portable export does (left
+    unfolded, the inlined graph ran slower than the portable one in one contended
+    measurement here: 1.14 against 0.96 s per 256x256 tile); a Q/DQ graph is not folded,
+    which would turn its ``DQ(int8 weight)`` back into float weights.
     """
     onnx = require("onnx", purpose="Reading ONNX graphs")
     from ..export.lowering import has_hermes_nodes, inline_lowerings
