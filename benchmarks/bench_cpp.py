@@ -1,0 +1,147 @@
+"""libhermes (C++) against the Python runtime, on the same tiles of one photo, in one run.
+
+    python benchmarks/bench_cpp.py [--onnx GRAPH] [--tile 256] [--threads 2] [--repeats 3]
+                                   [--build-dir build/cpp-bench] [--json]
+
+Rows: C++ OpenVINO f32, C++ OpenVINO bf16 (where the CPU has bf16 units), Python runtime
+onnxruntime f32 and Python runtime OpenVINO f32, each restoring the same 512x512
+photograph (astronaut) file to file with the same tile grid; and C++ OpenVINO f32
+through the in-memory API (decoded once, outside the time), whose overhead is the
+library's own (context, tiling, blending, sample conversion). Per row: median seconds per
+image, MP/s (input), seconds inside the backend (tiles), the runtime's overhead (wall /
+backend time) and the ratio to the Python onnxruntime row, plus the CPU's flags. The
+first restore of each row is a warm-up and is not counted. Builds libhermes (Release)
+with scripts/cpp_build.py unless --build-dir already holds a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def _photo(folder: Path) -> Path:
+    import numpy as np
+    import pyvips
+
+    from hermes_deploy.quality.photos import load_photo
+
+    path = folder / "astronaut.png"
+    pixels = (np.clip(load_photo("astronaut"), 0, 1) * 255 + 0.5).astype(np.uint8)
+    pyvips.Image.new_from_array(np.ascontiguousarray(pixels)).copy(interpretation="srgb").write_to_file(str(path))
+    return path
+
+
+def _cpp_rows(tool: Path, onnx: Path, photo: Path, out: Path, tile: int, threads: int, repeats: int,
+              precision: str, in_memory: bool = False) -> dict:
+    done = subprocess.run([str(tool), str(onnx), str(photo), str(out), "--tile", str(tile), "--threads",
+                           str(threads), "--precision", precision, "--repeat", str(repeats + 1)]
+                          + (["--in-memory"] if in_memory else []), capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"bench_cpp: hermes-restore failed: {done.stderr.strip()}")
+    runs = [json.loads(line) for line in done.stdout.splitlines()][1:]  # first: warm-up
+    return {"wall": statistics.median(r["wall_seconds"] for r in runs),
+            "compute": statistics.median(r["compute_seconds"] for r in runs),
+            "tiles": runs[0]["tiles"], "grid": runs[0]["grid"]}
+
+
+def _python_rows(runner, photo: Path, out: Path, tile: int, repeats: int) -> dict:
+    from hermes_deploy.runtime.pipeline import TileOptions, restore_file
+
+    walls, computes = [], []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        result = restore_file(runner, photo, out, TileOptions(tile=(tile, tile)))
+        if i:
+            walls.append(time.perf_counter() - t0)
+            computes.append(result.stats.compute_seconds)
+    return {"wall": statistics.median(walls), "compute": statistics.median(computes),
+            "tiles": result.stats.tiles, "grid": list(result.stats.grid)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--onnx", type=Path, default=None, help="portable FP32 graph (default: export the bundled model)")
+    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "cpp-bench")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    import cpp_build
+
+    from hermes_deploy.cpu import cpu_flags, describe_cpu, has_precision
+    from hermes_deploy.engines.ort_runner import OrtRunner
+    from hermes_deploy.engines.ov_runner import OvRunner
+
+    tool = args.build_dir / "hermes-restore"
+    if not tool.is_file():
+        print("... building libhermes (Release)", file=sys.stderr, flush=True)
+        try:
+            cpp_build.build(args.build_dir)
+        except cpp_build.BuildError as exc:
+            raise SystemExit(f"bench_cpp: {exc}")
+    with tempfile.TemporaryDirectory(prefix="hermes-bench-cpp-") as tmp:
+        tmp = Path(tmp)
+        onnx = args.onnx
+        if onnx is None:
+            from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+
+            print("... exporting the bundled default model", file=sys.stderr, flush=True)
+            onnx = tmp / "default.onnx"
+            export_onnx("default", onnx, ExportOptions())
+        photo = _photo(tmp)
+        rows: dict[str, dict] = {}
+        for precision in ("f32", "bf16"):
+            if precision == "bf16" and not has_precision("bf16"):
+                rows["C++ OpenVINO bf16"] = {"skipped": "this CPU has no bf16 units (AVX512-BF16 / AMX-BF16)"}
+                continue
+            print(f"... C++ OpenVINO {precision}", file=sys.stderr, flush=True)
+            rows[f"C++ OpenVINO {precision}"] = _cpp_rows(tool, onnx, photo, tmp / "cpp.png", args.tile,
+                                                          args.threads, args.repeats, precision)
+            if precision == "f32":  # the library alone: no decoding or encoding in the time
+                rows["C++ OpenVINO f32 in-memory"] = _cpp_rows(tool, onnx, photo, tmp / "cpp-mem.png", args.tile,
+                                                               args.threads, args.repeats, precision, True)
+        print("... Python runtime, onnxruntime f32", file=sys.stderr, flush=True)
+        with OrtRunner(onnx, threads=args.threads) as runner:
+            rows["Python onnxruntime f32"] = _python_rows(runner, photo, tmp / "py.png", args.tile, args.repeats)
+        print("... Python runtime, OpenVINO f32", file=sys.stderr, flush=True)
+        with OvRunner(onnx, threads=args.threads) as runner:
+            rows["Python OpenVINO f32"] = _python_rows(runner, photo, tmp / "py-ov.png", args.tile, args.repeats)
+    base = rows["Python onnxruntime f32"]["wall"]
+    for row in rows.values():
+        if "wall" in row:
+            row["mp_per_s"] = 512 * 512 / 1e6 / row["wall"]
+            row["overhead"] = row["wall"] / row["compute"]
+            row["vs_python_ort"] = base / row["wall"]
+    info = {"cpu": describe_cpu(), "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
+            "threads": args.threads, "tile": args.tile, "image": "astronaut 512x512 -> 1024x1024",
+            "repeats": args.repeats, "rows": rows}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"CPU: {info['cpu']}\nflags: {' '.join(info['flags'])}")
+    first = next(r for r in rows.values() if "grid" in r)
+    print(f"{info['image']}, tile {args.tile}, grid {first['grid'][0]}x{first['grid'][1]} "
+          f"({first['tiles']} tiles), {args.threads} threads, median of {args.repeats}")
+    print(f"{'runtime / backend':<29}{'s/image':>9}{'MP/s':>8}{'backend s':>11}{'overhead':>10}{'vs Py ORT':>11}")
+    for name, row in rows.items():
+        if "skipped" in row:
+            print(f"{name:<29}  skipped: {row['skipped']}")
+            continue
+        print(f"{name:<29}{row['wall']:>9.3f}{row['mp_per_s']:>8.3f}{row['compute']:>11.3f}"
+              f"{row['overhead']:>9.3f}x{row['vs_python_ort']:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()

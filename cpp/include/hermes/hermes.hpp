@@ -1,0 +1,108 @@
+// hermes.hpp: a thin, header-only C++17 wrapper over the C ABI in hermes.h (after
+// onnxruntime_cxx_api.h over its C API). Owning types are move-only; a failing call
+// throws hermes::Exception carrying the status and hermes_last_error()'s message.
+// The thread-safety contract is the C ABI's: share one Model between threads, give
+// each thread its own Session.
+#ifndef HERMES_HERMES_HPP
+#define HERMES_HERMES_HPP
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "hermes/hermes.h"
+
+namespace hermes {
+
+class Exception : public std::runtime_error {
+public:
+    Exception(hermes_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+    hermes_status status() const noexcept { return status_; }
+
+private:
+    hermes_status status_;
+};
+
+inline void check(hermes_status status) {
+    if (status != HERMES_OK) throw Exception(status, hermes_last_error());
+}
+
+class Model {
+public:
+    explicit Model(const std::string &path, const hermes_model_params &params = hermes_model_default_params()) {
+        check(hermes_model_load(path.c_str(), &params, &handle_));
+    }
+    ~Model() { hermes_model_free(handle_); }
+    Model(Model &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Model &operator=(Model &&other) noexcept {
+        if (this != &other) {
+            hermes_model_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+
+    hermes_model_info info() const {
+        hermes_model_info out{};
+        check(hermes_model_get_info(handle_, &out));
+        return out;
+    }
+    std::string spec_json() const {
+        const char *text = nullptr;
+        check(hermes_model_spec_json(handle_, &text));
+        return text;
+    }
+    std::string backend_name() const {
+        const char *text = nullptr;
+        check(hermes_model_backend_name(handle_, &text));
+        return text;
+    }
+    hermes_model *get() const noexcept { return handle_; }
+
+private:
+    hermes_model *handle_ = nullptr;
+};
+
+class Session {
+public:
+    explicit Session(const Model &model, const hermes_restore_params &params = hermes_restore_default_params()) {
+        check(hermes_session_create(model.get(), &params, &handle_));
+    }
+    ~Session() { hermes_session_free(handle_); }
+    Session(Session &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Session &operator=(Session &&other) noexcept {
+        if (this != &other) {
+            hermes_session_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+
+    void set_params(const hermes_restore_params &params) { check(hermes_session_set_params(handle_, &params)); }
+    std::pair<int, int> output_size(int width, int height) const {
+        int32_t w = 0, h = 0;
+        check(hermes_output_size(handle_, width, height, &w, &h));
+        return {w, h};
+    }
+    void restore(const hermes_image &in, hermes_image &out) { check(hermes_restore(handle_, &in, &out)); }
+    void restore_file(const std::string &in_path, const std::string &out_path) {
+        check(hermes_restore_file(handle_, in_path.c_str(), out_path.c_str()));
+    }
+    hermes_stats last_stats() const {
+        hermes_stats out{};
+        check(hermes_session_last_stats(handle_, &out));
+        return out;
+    }
+    hermes_session *get() const noexcept { return handle_; }
+
+private:
+    hermes_session *handle_ = nullptr;
+};
+
+}  // namespace hermes
+
+#endif  // HERMES_HERMES_HPP

@@ -1,0 +1,30 @@
+// Restoring one image, in memory or file to file: the per-image context (computed once,
+// on a downscaled copy above context_size), the tile plan, the tiled run, and the
+// sample conversions - the C++ twin of restore_array / restore_file in
+// hermes_deploy/runtime/pipeline.py.
+#pragma once
+
+#include <string>
+
+#include "backend.hpp"
+#include "grid.hpp"
+#include "hermes/hermes.h"
+
+namespace hermes {
+
+struct RestoreOptions {
+    TileRequest tile;
+    int batch = 1;
+    int context_size = 1024;
+    long long max_pixels = 89478485;
+};
+
+RestoreOptions options_from(const hermes_restore_params &params);
+
+hermes_stats restore_image(BackendSession &session, const Spec &spec, const hermes_image &in,
+                           hermes_image &out, const RestoreOptions &options);
+
+hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::string &in_path,
+                          const std::string &out_path, const RestoreOptions &options);
+
+}  // namespace hermes

@@ -1,0 +1,146 @@
+// The C ABI refuses bad input with a status and a one-line message, and never crashes:
+// NULL handles, bad params, files that are not HERMES models, a missing context graph,
+// an engine without a manifest, output buffers of the wrong size, wrong channel counts.
+#include <cstring>
+#include <fstream>
+
+#include "common.hpp"
+
+namespace {
+
+bool one_line(const char *text) { return text && *text && std::strchr(text, '\n') == nullptr; }
+
+hermes_status load(const std::string &path, hermes_model **out) {
+    return hermes_model_load(path.c_str(), nullptr, out);
+}
+
+TEST(CApi, NullHandlesAreRefused) {
+    hermes_model *model = reinterpret_cast<hermes_model *>(0x1);
+    EXPECT_EQ(hermes_model_load(nullptr, nullptr, &model), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(model, nullptr);  // the out pointer is cleared on failure
+    EXPECT_NE(std::strstr(hermes_last_error(), "NULL"), nullptr) << hermes_last_error();
+    EXPECT_EQ(hermes_model_load("x.onnx", nullptr, nullptr), HERMES_ERR_INVALID_ARGUMENT);
+    hermes_session *session = nullptr;
+    EXPECT_EQ(hermes_session_create(nullptr, nullptr, &session), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(hermes_restore(nullptr, nullptr, nullptr), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(hermes_restore_file(nullptr, "a.png", "b.png"), HERMES_ERR_INVALID_ARGUMENT);
+    hermes_model_info info;
+    EXPECT_EQ(hermes_model_get_info(nullptr, &info), HERMES_ERR_INVALID_ARGUMENT);
+    hermes_stats stats;
+    EXPECT_EQ(hermes_session_last_stats(nullptr, &stats), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(one_line(hermes_last_error()));
+    hermes_model_free(nullptr);  // free accepts NULL
+    hermes_session_free(nullptr);
+}
+
+TEST(CApi, NullArgumentsOnALiveSession) {
+    hermes::Session s(test::shared_model());
+    EXPECT_EQ(hermes_restore(s.get(), nullptr, nullptr), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(hermes_restore_file(s.get(), nullptr, "b.png"), HERMES_ERR_INVALID_ARGUMENT);
+    test::Image in = test::pattern(32, 32, 3);
+    hermes_image iv = in.view();
+    hermes_image ov = iv;
+    ov.data = nullptr;
+    ov.width *= 2;
+    ov.height *= 2;
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "NULL"), nullptr) << hermes_last_error();
+}
+
+TEST(CApi, MissingAndForeignModels) {
+    hermes_model *model = nullptr;
+    EXPECT_EQ(load(test::data_path("does-not-exist.onnx"), &model), HERMES_ERR_IO);
+    EXPECT_TRUE(one_line(hermes_last_error())) << hermes_last_error();
+
+    EXPECT_EQ(load(test::data_path("not-hermes.onnx"), &model), HERMES_ERR_MODEL);
+    EXPECT_NE(std::strstr(hermes_last_error(), "no HERMES spec"), nullptr) << hermes_last_error();
+
+    EXPECT_EQ(load(test::data_path("garbage.onnx"), &model), HERMES_ERR_MODEL);
+    EXPECT_NE(std::strstr(hermes_last_error(), "not a readable ONNX"), nullptr) << hermes_last_error();
+    EXPECT_TRUE(one_line(hermes_last_error())) << hermes_last_error();
+
+    EXPECT_EQ(load(test::data_path("truncated.onnx"), &model), HERMES_ERR_MODEL);
+    EXPECT_NE(std::strstr(hermes_last_error(), "truncated or corrupt"), nullptr) << hermes_last_error();
+
+    EXPECT_EQ(load(test::data_path("lonely/model.onnx"), &model), HERMES_ERR_MODEL);
+    EXPECT_NE(std::strstr(hermes_last_error(), "context graph"), nullptr) << hermes_last_error();
+
+    EXPECT_EQ(load(test::data_path("model.txt"), &model), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(model, nullptr);
+}
+
+TEST(CApi, EngineWithoutManifestOrBackend) {
+    hermes_model *model = nullptr;
+    const hermes_status st = load(test::data_path("stray.engine"), &model);
+    // without TensorRT built in: unsupported; with it: the manifest is missing
+    EXPECT_TRUE(st == HERMES_ERR_UNSUPPORTED || st == HERMES_ERR_MISMATCH) << hermes_status_name(st);
+    EXPECT_TRUE(one_line(hermes_last_error())) << hermes_last_error();
+    EXPECT_EQ(model, nullptr);
+}
+
+TEST(CApi, ParamsAreVersionedAndChecked) {
+    hermes_model_params mp = hermes_model_default_params();
+    mp.struct_size = 0;
+    hermes_model *model = nullptr;
+    EXPECT_EQ(hermes_model_load(test::model_path().c_str(), &mp, &model), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "struct_size"), nullptr) << hermes_last_error();
+
+    hermes_restore_params rp = test::tiles(64, 64);  // overlap == tile can never work
+    hermes_session *session = nullptr;
+    EXPECT_EQ(hermes_session_create(test::shared_model().get(), &rp, &session), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "overlap 64"), nullptr) << hermes_last_error();
+    EXPECT_EQ(session, nullptr);
+    rp = test::tiles(0);
+    EXPECT_EQ(hermes_session_create(test::shared_model().get(), &rp, &session), HERMES_ERR_INVALID_ARGUMENT);
+    rp = hermes_restore_default_params();
+    rp.batch = 0;
+    EXPECT_EQ(hermes_session_create(test::shared_model().get(), &rp, &session), HERMES_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, ModelInfoComesFromTheSpec) {
+    const hermes_model_info info = test::shared_model().info();
+    EXPECT_EQ(info.scale, 2);
+    EXPECT_EQ(info.in_channels, 3);
+    EXPECT_EQ(info.size_multiple, 16);
+    EXPECT_NE(test::shared_model().spec_json().find("\"scale\": 2"), std::string::npos);
+    EXPECT_NE(test::shared_model().backend_name().find("openvino (CPU, f32)"), std::string::npos);
+}
+
+TEST(CApi, WrongOutputBufferIsRefusedAndUntouched) {
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    test::Image in = test::pattern(40, 24, 3);
+    test::Image out(79, 48, 3, HERMES_SAMPLE_U8);  // one column short
+    std::fill(out.bytes.begin(), out.bytes.end(), 0xAB);
+    hermes_image iv = in.view(), ov = out.view();
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "expected 80x48x3"), nullptr) << hermes_last_error();
+    for (uint8_t b : out.bytes) ASSERT_EQ(b, 0xAB);
+    test::Image out16(80, 48, 3, HERMES_SAMPLE_U16);  // wrong sample type
+    ov = out16.view();
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, WrongChannelCountIsRefused) {
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    test::Image in(16, 16, 5, HERMES_SAMPLE_U8), out(32, 32, 5, HERMES_SAMPLE_U8);
+    hermes_image iv = in.view(), ov = out.view();
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "5 channels"), nullptr) << hermes_last_error();
+    iv.sample = static_cast<hermes_sample>(0);  // neither U8 nor U16
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+    iv = in.view();
+    iv.width = 0;
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, RaiiWrapperThrowsWithTheMessage) {
+    try {
+        hermes::Model m(test::data_path("not-hermes.onnx"));
+        FAIL() << "loaded a graph without a HERMES spec";
+    } catch (const hermes::Exception &exc) {
+        EXPECT_EQ(exc.status(), HERMES_ERR_MODEL);
+        EXPECT_NE(std::string(exc.what()).find("no HERMES spec"), std::string::npos);
+    }
+}
+
+}  // namespace

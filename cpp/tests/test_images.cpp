@@ -1,0 +1,164 @@
+// Restoring images: tiled against whole-image (>= 45 dB, as in Python), alpha and grey
+// and 16-bit handled as the Python runtime handles them, the file API equal to the
+// in-memory API on the same pixels, and bad files refused with nothing left behind.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <vips/vips8>
+
+#include "common.hpp"
+
+namespace {
+
+test::Image restore(hermes::Session &s, test::Image &in) {
+    test::Image out = test::output_for(s, in);
+    hermes_image iv = in.view(), ov = out.view();
+    hermes::check(hermes_restore(s.get(), &iv, &ov));
+    return out;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/hermes-test-XXXXXX";
+    const char *d = mkdtemp(tmpl);
+    return d ? d : "";
+}
+
+std::vector<std::string> listing(const std::string &dir) {
+    std::vector<std::string> names;
+    if (DIR *d = opendir(dir.c_str())) {
+        while (dirent *e = readdir(d))
+            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
+        closedir(d);
+    }
+    return names;
+}
+
+// decode a file with libvips into an interleaved image
+test::Image decode(const std::string &path) {
+    if (VIPS_INIT("hermes-tests")) ADD_FAILURE() << "libvips did not start";
+    vips::VImage im = vips::VImage::new_from_file(path.c_str());
+    const hermes_sample s = im.format() == VIPS_FORMAT_USHORT ? HERMES_SAMPLE_U16 : HERMES_SAMPLE_U8;
+    test::Image out(im.width(), im.height(), im.bands(), s);
+    size_t n = 0;
+    void *buf = im.write_to_memory(&n);
+    EXPECT_EQ(n, out.bytes.size());
+    std::memcpy(out.bytes.data(), buf, std::min(n, out.bytes.size()));
+    g_free(buf);
+    return out;
+}
+
+TEST(Images, TiledMatchesWholeImage) {
+    test::Image in = test::pattern(150, 106, 3);
+    hermes::Session whole(test::shared_model(), test::tiles(256));
+    hermes::Session tiled(test::shared_model(), test::tiles(64));
+    const test::Image a = restore(whole, in);
+    const test::Image b = restore(tiled, in);
+    EXPECT_EQ(whole.last_stats().tiles, 1);
+    EXPECT_GE(tiled.last_stats().tiles, 6);
+    const double db = test::psnr(a, b, 3);
+    EXPECT_GE(db, 45.0) << "tiled vs whole-image";
+    EXPECT_LT(db, 200.0) << "tiles must really differ from one pass (check the grid)";
+}
+
+TEST(Images, BatchDoesNotChangeTheResult) {
+    test::Image in = test::pattern(100, 70, 3, HERMES_SAMPLE_U8, 3);
+    hermes_restore_params p = test::tiles(48);
+    hermes::Session one(test::shared_model(), p);
+    p.batch = 4;
+    hermes::Session four(test::shared_model(), p);
+    EXPECT_GE(test::psnr(restore(one, in), restore(four, in), 3), 60.0);
+}
+
+TEST(Images, AlphaIsUpscaledOnItsOwn) {
+    test::Image rgba = test::pattern(64, 48, 4);
+    test::Image rgb(64, 48, 3, HERMES_SAMPLE_U8);
+    for (int y = 0; y < 48; ++y)
+        for (int x = 0; x < 64; ++x)
+            for (int c = 0; c < 3; ++c) rgb.set(x, y, c, rgba.at(x, y, c));
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    const test::Image a = restore(s, rgba), b = restore(s, rgb);
+    for (int y = 0; y < a.height; ++y)
+        for (int x = 0; x < a.width; ++x) {
+            for (int c = 0; c < 3; ++c) ASSERT_EQ(a.at(x, y, c), b.at(x, y, c)) << x << "," << y;
+            // the alpha ramp 0.3 .. 0.9 stays a ramp: close to its input at x/2
+            ASSERT_NEAR(a.at(x, y, 3), rgba.at(x / 2, y / 2, 3), 0.02) << x << "," << y;
+        }
+}
+
+TEST(Images, GreyRunsAsRgbAndComesBackGrey) {
+    test::Image grey = test::pattern(40, 40, 1);
+    test::Image rgb(40, 40, 3, HERMES_SAMPLE_U8);
+    for (int y = 0; y < 40; ++y)
+        for (int x = 0; x < 40; ++x)
+            for (int c = 0; c < 3; ++c) rgb.set(x, y, c, grey.at(x, y, 0));
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    const test::Image g = restore(s, grey), c = restore(s, rgb);
+    for (int y = 0; y < g.height; ++y)
+        for (int x = 0; x < g.width; ++x) {
+            const double mean = (c.at(x, y, 0) + c.at(x, y, 1) + c.at(x, y, 2)) / 3.0;
+            ASSERT_NEAR(g.at(x, y, 0), mean, 1.01 / 255.0) << x << "," << y;
+        }
+}
+
+TEST(Images, SixteenBitKeepsItsDepth) {
+    test::Image in8 = test::pattern(48, 32, 3);
+    test::Image in16(48, 32, 3, HERMES_SAMPLE_U16);
+    for (size_t i = 0; i < in8.bytes.size(); ++i)
+        reinterpret_cast<uint16_t *>(in16.bytes.data())[i] = static_cast<uint16_t>(in8.bytes[i] * 257);
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    const test::Image a = restore(s, in8), b = restore(s, in16);
+    EXPECT_GE(test::psnr(a, b, 3), 50.0);
+    // 16-bit output carries more than 8 bits: some samples are not multiples of 257
+    const auto *w = reinterpret_cast<const uint16_t *>(b.bytes.data());
+    size_t fine = 0;
+    for (size_t i = 0; i < b.bytes.size() / 2; ++i) fine += w[i] % 257 != 0;
+    EXPECT_GT(fine, b.bytes.size() / 4);
+}
+
+TEST(Images, FileApiEqualsMemoryApi) {
+    const std::string dir = temp_dir();
+    const std::string out = dir + "/photo-x2.png";
+    hermes::Session s(test::shared_model(), test::tiles(64));
+    s.restore_file(test::data_path("photo.png"), out);
+    test::Image in = decode(test::data_path("photo.png"));
+    const test::Image mem = restore(s, in);
+    const test::Image file = decode(out);
+    ASSERT_EQ(file.width, mem.width);
+    ASSERT_EQ(file.height, mem.height);
+    ASSERT_EQ(file.channels, mem.channels);
+    EXPECT_EQ(file.bytes, mem.bytes);
+    EXPECT_EQ(listing(dir), std::vector<std::string>{"photo-x2.png"});  // no temporaries
+}
+
+TEST(Images, BadFilesAreRefusedWithNothingLeft) {
+    const std::string dir = temp_dir();
+    hermes::Session s(test::shared_model(), test::tiles(64));
+    struct Case {
+        const char *file;
+        hermes_status status;
+        const char *words;
+    } cases[] = {{"corrupt.png", HERMES_ERR_IMAGE, "not a readable image"},
+                 {"truncated.png", HERMES_ERR_IMAGE, "truncated"},
+                 {"empty.png", HERMES_ERR_IMAGE, "empty file"},
+                 {"missing.png", HERMES_ERR_IO, "no such file"}};
+    for (const Case &c : cases) {
+        const hermes_status st = hermes_restore_file(s.get(), test::data_path(c.file).c_str(), (dir + "/out.png").c_str());
+        EXPECT_EQ(st, c.status) << c.file << ": " << hermes_last_error();
+        EXPECT_NE(std::strstr(hermes_last_error(), c.words), nullptr) << c.file << ": " << hermes_last_error();
+        EXPECT_EQ(std::strchr(hermes_last_error(), '\n'), nullptr);
+    }
+    EXPECT_EQ(hermes_restore_file(s.get(), test::data_path("photo.png").c_str(), (dir + "/out.bmp").c_str()),
+              HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(listing(dir).empty()) << "a failed restore left " << listing(dir).size() << " files";
+    hermes_restore_params p = test::tiles(64);
+    p.max_pixels = 1000;
+    s.set_params(p);
+    EXPECT_EQ(hermes_restore_file(s.get(), test::data_path("photo.png").c_str(), (dir + "/out.png").c_str()),
+              HERMES_ERR_IMAGE);
+    EXPECT_NE(std::strstr(hermes_last_error(), "pixel limit"), nullptr) << hermes_last_error();
+    EXPECT_TRUE(listing(dir).empty());
+}
+
+}  // namespace
