@@ -5,6 +5,13 @@
 :mod:`hermes_deploy.runtime.runner`. A ``tensorrt``-target graph runs through its
 standard-op lowerings (inlined before OpenVINO reads it).
 
+Each tile shape is compiled once more as a static-shape graph and kept (up to
+``MAX_SHAPES`` per runner; later shapes run on the dynamic graph): every tile of an
+image has the same shape, and OpenVINO's CPU plugin runs a static graph much faster
+(measured on an AMX Xeon, two threads, one 256x256 tile: f32 0.448 -> 0.329 s, bf16
+0.263 -> 0.187 s; onnxruntime f32 0.513 s). The dynamic graph is compiled at load, so
+a graph OpenVINO cannot compile fails there.
+
 The inference precision is always set explicitly (:mod:`.precision`): OpenVINO's CPU
 plugin silently computes in bf16 on CPUs that have bf16 units when no precision is
 given (measured here: an AVX512-BF16 CPU reports ``INFERENCE_PRECISION_HINT`` bfloat16
@@ -50,6 +57,9 @@ def _read(core, path: Path, quantized: bool):
         return core.read_model(str(lowered))
 
 
+MAX_SHAPES = 8  # static-shape compiles kept per runner (about a second and a few MB each)
+
+
 class OvRunner:
     def __init__(self, path: str | Path, threads: int = 0, precision: str | None = None) -> None:
         ov = require("openvino", purpose="The OpenVINO backend")
@@ -65,8 +75,11 @@ class OvRunner:
         if threads:
             base["INFERENCE_NUM_THREADS"] = str(threads)
         quantized = self.precision == "int8"
-        self._main = core.compile_model(_read(core, self.path, quantized), "CPU",
-                                        {**base, "INFERENCE_PRECISION_HINT": _HINT[self.precision]})
+        self._core = core
+        self._config = {**base, "INFERENCE_PRECISION_HINT": _HINT[self.precision]}
+        self._model = _read(core, self.path, quantized)
+        self._main = core.compile_model(self._model, "CPU", self._config)
+        self._by_shape: dict[tuple[int, int, int], object] = {}
         self._ctx = core.compile_model(_read(core, context_graph_path(self.path, self.spec), False), "CPU",
                                        {**base, "INFERENCE_PRECISION_HINT": "f32"})
         self._main_req = self._main.create_infer_request()
@@ -78,7 +91,8 @@ class OvRunner:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._main_req = self._ctx_req = self._main = self._ctx = None
+        self._main_req = self._ctx_req = self._main = self._ctx = self._model = None
+        self._by_shape = {}
 
     def context(self, image: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float32 [0, 1] -> (B, context_channels)."""
@@ -90,8 +104,26 @@ class OvRunner:
         tiles, context = checked_inputs(self.spec, tiles, context)
         feeds = model_feeds(self.spec, tiles, context, noise)
         with self._lock:
-            out = self._main_req.infer(feeds)
+            out = self._request(tiles.shape).infer(feeds)
             return np.array(next(iter(out.values())), np.float32)
+
+    def _request(self, shape):
+        """The infer request of the static graph for this tile shape (see module doc)."""
+        b, _, h, w = (int(v) for v in shape)
+        key = (b, h, w)
+        request = self._by_shape.get(key)
+        if request is None:
+            if len(self._by_shape) >= MAX_SHAPES:
+                return self._main_req
+            model = self._model.clone()
+            shapes = {self.spec.input_name: [b, self.spec.in_channels, h, w],
+                      self.spec.context_name: [b, self.spec.context_channels]}
+            if self.spec.noise_name:
+                shapes[self.spec.noise_name] = [b, 1, h, w]
+            model.reshape(shapes)
+            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            self._by_shape[key] = request
+        return request
 
     def restorer(self):
         """HxWxC -> sHxsWxC on the whole image (for the quality harness)."""

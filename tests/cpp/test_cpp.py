@@ -105,7 +105,7 @@ GRID_CASES = [
     (1, 1, (256, 256), 16, 2, 16), (17, 300, (64, 64), 16, 2, 16), (256, 256, (128, 128), 16, 2, 16),
     (200, 232, (128, 128), 16, 2, 16), (1000, 777, (256, 192), 24, 4, 16), (513, 129, (64, 96), 8, 3, 8),
     (64, 64, (64, 64), 0, 1, 1), (99, 350, (50, 70), 13, 2, 1), (4096, 3000, (256, 256), 32, 2, 16),
-    (31, 45, (16, 16), 15, 2, 1), (48, 48, (32, 32), 16, 2, 16),  # the last one cannot work
+    (31, 45, (16, 16), 15, 2, 1), (48, 48, (32, 32), 20, 2, 16),  # the last one cannot work
 ]
 
 
@@ -178,7 +178,9 @@ def test_cpp_equals_hermes_export_infer_on_the_sample_photo(cpp, default_onnx, t
     assert figures["grid"] == [3, 3] and figures["backend"] == "openvino (CPU, f32)"
     python, cpp_out = _read(tmp_path / "py" / "sample-astronaut.png"), _read(ours)
     assert cpp_out.shape == python.shape == (512, 512, 3)
-    assert _psnr(python, cpp_out, 255.0) >= 50.0
+    assert _psnr(python, cpp_out, 255.0) >= 50.0  # the issue's bound
+    # both compute in f32 and round the same way: at most a level apart (measured: 1)
+    assert np.abs(python.astype(int) - cpp_out.astype(int)).max() <= 2
 
 
 def test_cpp_equals_python_on_sixteen_bit_rgba(cpp, default_onnx, tmp_path):
@@ -202,6 +204,9 @@ def test_cpp_equals_python_on_sixteen_bit_rgba(cpp, default_onnx, tmp_path):
     assert cpp_out.dtype == np.uint16 and cpp_out.shape == python.shape == (300, 380, 4)
     assert _psnr(python[..., :3], cpp_out[..., :3], 65535.0) >= 50.0
     assert _psnr(python[..., 3], cpp_out[..., 3], 65535.0) >= 50.0
+    # tighter than the issue asks: 150x190 pads to the 16-px grid by reflection at two
+    # borders, where a wrong reflection gives 55 dB but thousands of levels at the edge
+    assert np.abs(python.astype(int) - cpp_out.astype(int)).max() <= 64  # of 65535 (measured: 1)
 
 
 def test_example_builds_from_the_installed_package(cpp, cpp_data, tmp_path):
