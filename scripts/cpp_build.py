@@ -7,7 +7,7 @@ Run from the repository root::
 
 It finds OpenVINO's C++ SDK inside the ``openvino`` wheel (``openvino/cmake``), so the
 only other requirements are the Debian packages ``scripts/install-cpp-deps.sh`` installs
-(cmake, libvips-dev, nlohmann-json3-dev, libgtest-dev, pkg-config). A missing one is a
+(cmake, libvips-dev, nlohmann-json3-dev, libgtest-dev, libcpp-httplib-dev, pkg-config). A missing one is a
 one-line error naming that script. The tests in ``tests/cpp/`` and
 ``benchmarks/bench_cpp.py`` build through :func:`build`.
 """
@@ -49,7 +49,8 @@ def missing_tools() -> list[str]:
     if shutil.which("pkg-config") and subprocess.run(["pkg-config", "--exists", "vips-cpp"]).returncode:
         missing.append("libvips-dev")
     for header, package in (("/usr/include/nlohmann/json.hpp", "nlohmann-json3-dev"),
-                            ("/usr/include/gtest/gtest.h", "libgtest-dev")):
+                            ("/usr/include/gtest/gtest.h", "libgtest-dev"),
+                            ("/usr/include/httplib.h", "libcpp-httplib-dev")):
         if not Path(header).is_file():
             missing.append(package)
     return missing

@@ -12,7 +12,8 @@ namespace hermes {
 
 struct ModelOptions {
     std::string precision = "f32";  // f32 | bf16
-    int threads = 0;                // 0 = the backend's default
+    int threads = 0;                // per stream; 0 = the backend's default
+    int streams = 1;                // sessions computing at once (OpenVINO CPU streams)
     int device = 0;                 // CUDA device (TensorRT)
     bool cuda_graph = false;        // TensorRT
 };

@@ -1,9 +1,12 @@
 // The C ABI (include/hermes/hermes.h): argument checks, exceptions turned into status
 // codes, and the thread-local last-error string. Nothing C++ crosses the boundary.
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "error.hpp"
@@ -93,6 +96,8 @@ const char *hermes_status_name(hermes_status status) {
         case HERMES_ERR_BACKEND: return "backend error";
         case HERMES_ERR_OUT_OF_MEMORY: return "out of memory";
         case HERMES_ERR_INTERNAL: return "internal error";
+        case HERMES_ERR_TOO_LARGE: return "image too large";
+        case HERMES_ERR_FORMAT: return "unsupported image format";
     }
     return "unknown status";
 }
@@ -107,6 +112,7 @@ hermes_model_params hermes_model_default_params(void) {
     p.threads = 0;
     p.device = 0;
     p.cuda_graph = 0;
+    p.streams = 1;
     return p;
 }
 
@@ -134,6 +140,9 @@ hermes_status hermes_model_load(const char *path, const hermes_model_params *par
             hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "unknown precision " + std::to_string(p.precision) +
                                                           "; use HERMES_PRECISION_F32 or HERMES_PRECISION_BF16");
         if (p.threads < 0) hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "threads must be >= 0 (0 = all cores)");
+        if (p.streams < 0 || p.streams > 256)
+            hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "streams must be 1 to 256 (0 = 1), got " + std::to_string(p.streams));
+        options.streams = std::max(1, p.streams);
         options.precision = p.precision == HERMES_PRECISION_BF16 ? "bf16" : "f32";
         options.threads = p.threads;
         options.device = p.device;
@@ -252,6 +261,27 @@ hermes_status hermes_restore_file(hermes_session *session, const char *in_path, 
                                              session->options);
     });
 }
+
+hermes_status hermes_restore_buffer(hermes_session *session, const void *data, size_t size, const char *format,
+                                    void **out, size_t *out_size) {
+    if (out) *out = nullptr;
+    if (out_size) *out_size = 0;
+    if (!session) return null_arg("hermes_restore_buffer", "session");
+    if (!data && size) return null_arg("hermes_restore_buffer", "data");
+    if (!out || !out_size) return null_arg("hermes_restore_buffer", "out/out_size");
+    return guarded([&] {
+        std::vector<uint8_t> bytes;
+        session->last = hermes::restore_buffer(*session->session, session->model->backend->spec(), data, size,
+                                               format ? format : "", bytes, session->options);
+        void *copy = std::malloc(bytes.empty() ? 1 : bytes.size());
+        if (!copy) throw std::bad_alloc();
+        std::memcpy(copy, bytes.data(), bytes.size());
+        *out = copy;
+        *out_size = bytes.size();
+    });
+}
+
+void hermes_free(void *buffer) { std::free(buffer); }
 
 hermes_status hermes_session_last_stats(const hermes_session *session, hermes_stats *out) {
     if (!session) return null_arg("hermes_session_last_stats", "session");

@@ -35,10 +35,15 @@ std::string lower_suffix(const std::string &path) {
     return s == ".jpeg" ? ".jpg" : (s == ".tiff" ? ".tif" : s);
 }
 
+// libvips' last warning on this thread: its loaders often say why only there
+thread_local std::string last_warning;
+
 // libvips' reason, without its generic first lines, on one line
 std::string vips_reason(const vips::VError &exc) {
     std::string text = exc.what();
     vips_error_clear();
+    if (!last_warning.empty()) text += "\n" + last_warning;
+    last_warning.clear();
     std::string out;
     size_t start = 0;
     while (start < text.size()) {
@@ -71,7 +76,10 @@ void init_vips() {
         vips_cache_set_max(0);
         // libvips' own warnings (e.g. "invalid chunk type") would go to the host's stderr;
         // failures reach the caller as one-line errors instead
-        g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, [](const gchar *, GLogLevelFlags, const gchar *, gpointer) {},
+        g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING,
+                          [](const gchar *, GLogLevelFlags, const gchar *message, gpointer) {
+                              if (message) last_warning = message;
+                          },
                           nullptr);
     });
 }
@@ -100,6 +108,8 @@ std::vector<uint8_t> resize_memory(const void *data, int width, int height, int 
 
 struct FileSource::Impl {
     std::string path, name;
+    const void *buffer = nullptr;  // an encoded image in memory instead of a file
+    size_t buffer_size = 0;
     bool rotate = false;
     std::optional<std::vector<uint8_t>> icc;
     vips::VImage image;                  // colour bands, sequential
@@ -114,10 +124,12 @@ struct FileSource::Impl {
         if (region) g_object_unref(region);
     }
 
-    vips::VImage load() const {
-        auto opts = vips::VImage::option()->set("fail_on", VIPS_FAIL_ON_TRUNCATED);
-        if (rotate) return vips::VImage::new_from_file(path.c_str(), opts->set("access", VIPS_ACCESS_RANDOM)).autorot();
-        return vips::VImage::new_from_file(path.c_str(), opts->set("access", VIPS_ACCESS_SEQUENTIAL));
+    vips::VImage load(bool random = false) const {
+        auto opts = vips::VImage::option()->set("fail_on", VIPS_FAIL_ON_TRUNCATED)->set(
+            "access", rotate || random ? VIPS_ACCESS_RANDOM : VIPS_ACCESS_SEQUENTIAL);
+        vips::VImage im = buffer ? vips::VImage::new_from_buffer(buffer, buffer_size, "", opts)
+                                 : vips::VImage::new_from_file(path.c_str(), opts);
+        return rotate ? im.autorot() : im;
     }
 
     // (colour image, alpha image or nothing), as ImageSource._normalize
@@ -143,6 +155,31 @@ struct FileSource::Impl {
     }
 };
 
+namespace {
+
+// PNG, JPEG, TIFF and WebP, as the Python runtime promises; libvips would read more
+const char *kLoaders[] = {"png", "jpeg", "tiff", "webp"};
+const char *kSupported = "supported: PNG, JPEG, TIFF, WebP";
+
+void check_loader(const char *loader, const std::string &name) {
+    if (!loader) fail(HERMES_ERR_FORMAT, name + ": not an image format libhermes reads; " + std::string(kSupported));
+    std::string l = loader;
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const char *ok : kLoaders)
+        if (l.find(ok) != std::string::npos) return;
+    std::string kind = l;
+    for (const char *strip : {"vipsforeignload", "load", "_buffer", "buffer", "file", "_source", "source"}) {
+        const size_t at = kind.find(strip);
+        if (at != std::string::npos) kind.erase(at, std::strlen(strip));
+    }
+    std::transform(kind.begin(), kind.end(), kind.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (kind == "NSGIF") kind = "GIF";  // libvips' GIF loader is called nsgif
+    fail(HERMES_ERR_FORMAT, name + ": " + (kind.empty() ? std::string("this") : kind) + " images are not supported; " +
+                                kSupported);
+}
+
+}  // namespace
+
 FileSource::FileSource(const std::string &path, long long max_pixels) : impl_(new Impl) {
     init_vips();
     Impl &m = *impl_;
@@ -151,15 +188,36 @@ FileSource::FileSource(const std::string &path, long long max_pixels) : impl_(ne
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) fail(HERMES_ERR_IO, m.name + ": no such file");
     if (st.st_size == 0) fail(HERMES_ERR_IMAGE, m.name + ": empty file (0 bytes); re-export or re-download it");
+    const char *loader = vips_foreign_find_load(path.c_str());
+    vips_error_clear();
+    check_loader(loader, m.name);
+    open_header(max_pixels);
+}
+
+FileSource::FileSource(const void *data, size_t size, const std::string &name, long long max_pixels)
+    : impl_(new Impl) {
+    init_vips();
+    Impl &m = *impl_;
+    m.name = name;
+    m.buffer = data;
+    m.buffer_size = size;
+    if (!data || size == 0) fail(HERMES_ERR_IMAGE, name + ": empty (0 bytes); send an image");
+    const char *loader = vips_foreign_find_load_buffer(data, size);
+    vips_error_clear();
+    check_loader(loader, m.name);
+    open_header(max_pixels);
+}
+
+void FileSource::open_header(long long max_pixels) {
+    Impl &m = *impl_;
+    last_warning.clear();  // only this image's warnings may explain its failure
     try {
-        vips::VImage header = vips::VImage::new_from_file(
-            path.c_str(), vips::VImage::option()->set("access", VIPS_ACCESS_SEQUENTIAL)->set("fail_on", VIPS_FAIL_ON_TRUNCATED));
+        vips::VImage header = m.load();
         const long long pixels = static_cast<long long>(header.width()) * header.height();
         if (max_pixels > 0 && pixels > max_pixels)
-            fail(HERMES_ERR_IMAGE, m.name + ": " + std::to_string(header.width()) + "x" + std::to_string(header.height()) +
-                                       " is " + std::to_string(pixels / 1000000) + " MP, over the pixel limit of " +
-                                       std::to_string(max_pixels / 1000000) +
-                                       " MP; raise max_pixels if the file is trusted");
+            fail(HERMES_ERR_TOO_LARGE, m.name + ": " + std::to_string(header.width()) + "x" + std::to_string(header.height()) +
+                                           " is " + std::to_string(pixels) + " pixels, over the pixel limit of " +
+                                           std::to_string(max_pixels) + "; raise max_pixels if the image is trusted");
         if (header.get_typeof("icc-profile-data") != 0 && !is_converted(header)) {
             size_t n = 0;
             const void *blob = header.get_blob("icc-profile-data", &n);
@@ -171,8 +229,7 @@ FileSource::FileSource(const std::string &path, long long max_pixels) : impl_(ne
         m.image = opened.first;
         m.alpha = opened.second.has_value();
     } catch (const vips::VError &exc) {
-        fail(HERMES_ERR_IMAGE, m.name + ": not a readable image (" + vips_reason(exc) +
-                                   "); supported: PNG, JPEG, TIFF, WebP");
+        fail(HERMES_ERR_IMAGE, m.name + ": not a readable image (" + vips_reason(exc) + "); " + kSupported);
     }
     m.width = m.image.width();
     m.height = m.image.height();
@@ -249,6 +306,8 @@ struct FileSink::Impl {
     FILE *raw = nullptr;
     long long rows_written = 0;
     std::vector<uint8_t> row;
+    bool to_memory = false;           // rows and the result stay in memory
+    std::vector<uint8_t> pixels, encoded;
 
     void cleanup() {
         if (raw) std::fclose(raw);
@@ -288,14 +347,29 @@ FileSink::FileSink(const std::string &path, int width, int height, FileSource &s
     m.folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
     const size_t dot = m.name.find_last_of('.');
     m.stem = dot == std::string::npos ? m.name : m.name.substr(0, dot);
+    setup(width, height, source, scale);
+}
+
+FileSink::FileSink(Memory, const std::string &format, int width, int height, FileSource &source, int scale)
+    : impl_(new Impl) {
+    Impl &m = *impl_;
+    m.to_memory = true;
+    m.suffix = lower_suffix("x." + format);
+    m.name = "the " + (format.empty() ? std::string("requested") : format) + " output";
+    setup(width, height, source, scale);
+    m.pixels.reserve(static_cast<size_t>(width) * height * m.colour * (m.depth == 16 ? 2 : 1));
+}
+
+void FileSink::setup(int width, int height, FileSource &source, int scale) {
+    Impl &m = *impl_;
     if (m.suffix != ".png" && m.suffix != ".jpg" && m.suffix != ".webp" && m.suffix != ".tif")
-        fail(HERMES_ERR_INVALID_ARGUMENT, m.name + ": unknown output format '" + m.suffix +
-                                              "'; use .png, .jpg, .webp or .tif");
+        fail(HERMES_ERR_FORMAT, m.name + ": unknown output format '" + m.suffix +
+                                    "'; use png, jpg, webp or tif");
     const long long limit = m.suffix == ".jpg" ? 65535 : (m.suffix == ".webp" ? 16383 : 2147483647LL);
     if (std::max(width, height) > limit)
-        fail(HERMES_ERR_INVALID_ARGUMENT, m.name + ": " + std::to_string(width) + "x" + std::to_string(height) +
-                                              " is too large for " + m.suffix.substr(1) + " (at most " +
-                                              std::to_string(limit) + " pixels a side); write .png or .tif");
+        fail(HERMES_ERR_TOO_LARGE, m.name + ": " + std::to_string(width) + "x" + std::to_string(height) +
+                                       " is too large for " + m.suffix.substr(1) + " (at most " +
+                                       std::to_string(limit) + " pixels a side); write png or tif");
     m.width = width;
     m.height = height;
     m.colour = source.colour();
@@ -313,10 +387,22 @@ FileSink::FileSink(const std::string &path, int width, int height, FileSource &s
     m.row.resize(static_cast<size_t>(width) * m.colour * (m.depth == 16 ? 2 : 1));
 }
 
+std::vector<uint8_t> FileSink::take() { return std::move(impl_->encoded); }
+
 FileSink::~FileSink() { impl_->cleanup(); }
 
 void FileSink::write(const float *rows, int n) {
     Impl &m = *impl_;
+    if (m.to_memory) {
+        for (int r = 0; r < n; ++r) {
+            const float *src = rows + static_cast<size_t>(r) * m.width * 3;
+            if (m.depth == 16) row_from_float(src, m.width, m.colour, m.colour, reinterpret_cast<uint16_t *>(m.row.data()));
+            else row_from_float(src, m.width, m.colour, m.colour, m.row.data());
+            m.pixels.insert(m.pixels.end(), m.row.begin(), m.row.end());
+        }
+        m.rows_written += n;
+        return;
+    }
     if (!m.raw) {
         struct stat st {};
         if (::stat(m.folder.c_str(), &st) != 0 && ::mkdir(m.folder.c_str(), 0777) != 0 && errno != EEXIST) m.io_fail(errno);
@@ -338,15 +424,18 @@ void FileSink::finish() {
     Impl &m = *impl_;
     if (m.rows_written != m.height)
         fail(HERMES_ERR_INTERNAL, "wrote " + std::to_string(m.rows_written) + " of " + std::to_string(m.height) + " rows");
-    if (std::fflush(m.raw) != 0 || std::fclose(m.raw) != 0) {
+    if (!m.to_memory && (std::fflush(m.raw) != 0 || std::fclose(m.raw) != 0)) {
         m.raw = nullptr;
         m.io_fail(errno);
     }
     m.raw = nullptr;
     try {
         const VipsBandFormat fmt = m.depth == 16 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR;
-        vips::VImage image = vips::VImage::rawload(m.tmp_raw.c_str(), m.width, m.height, m.colour,
-                                                   vips::VImage::option()->set("format", fmt));
+        vips::VImage image = m.to_memory
+                                 ? vips::VImage::new_from_memory(m.pixels.data(), m.pixels.size(), m.width, m.height,
+                                                                 m.colour, fmt)
+                                 : vips::VImage::rawload(m.tmp_raw.c_str(), m.width, m.height, m.colour,
+                                                         vips::VImage::option()->set("format", fmt));
         if (m.alpha) {
             vips::VImage a = *m.alpha;
             if (a.width() != m.width || a.height() != m.height)
@@ -362,6 +451,15 @@ void FileSink::finish() {
         vips::VOption *save = vips::VImage::option();
         if (m.suffix == ".jpg" || m.suffix == ".webp") save->set("Q", 95);
         if (m.suffix == ".tif") save->set("compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE);
+        if (m.to_memory) {
+            void *buf = nullptr;
+            size_t n = 0;
+            image.write_to_buffer(m.suffix.c_str(), &buf, &n, save);
+            m.encoded.assign(static_cast<uint8_t *>(buf), static_cast<uint8_t *>(buf) + n);
+            g_free(buf);
+            m.pixels = std::vector<uint8_t>();
+            return;
+        }
         image.write_to_file(m.tmp_out.c_str(), save);
     } catch (const vips::VError &exc) {
         const std::string reason = vips_reason(exc);

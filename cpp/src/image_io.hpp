@@ -24,6 +24,9 @@ std::vector<uint8_t> resize_memory(const void *data, int width, int height, int 
 class FileSource {
 public:
     FileSource(const std::string &path, long long max_pixels);
+    // an encoded image in memory (kept alive by the caller while the source is used);
+    // `name` stands for it in messages
+    FileSource(const void *data, size_t size, const std::string &name, long long max_pixels);
     ~FileSource();
     FileSource(const FileSource &) = delete;
     FileSource &operator=(const FileSource &) = delete;
@@ -42,6 +45,7 @@ public:
     Impl &impl() { return *impl_; }
 
 private:
+    void open_header(long long max_pixels);
     std::unique_ptr<Impl> impl_;
 };
 
@@ -49,13 +53,18 @@ class FileSink {
 public:
     // checks the output size against the format's limits first
     FileSink(const std::string &path, int width, int height, FileSource &source, int scale);
+    // encode into memory instead (take() after finish()); format png|jpg|webp|tif
+    struct Memory {};
+    FileSink(Memory, const std::string &format, int width, int height, FileSource &source, int scale);
     ~FileSink();  // removes temporaries of an unfinished write
     FileSink(const FileSink &) = delete;
     FileSink &operator=(const FileSink &) = delete;
     void write(const float *rows, int n);  // (n, width, 3) float32
     void finish();                          // convert, publish atomically
+    std::vector<uint8_t> take();            // the encoded image (memory sinks)
 
 private:
+    void setup(int width, int height, FileSource &source, int scale);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -93,10 +93,12 @@ std::shared_ptr<ov::Model> read(const std::string &path, const std::string &what
     }
 }
 
-ov::AnyMap compile_config(const std::string &precision, int threads) {
-    ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY), ov::num_streams(1),
+// One stream per session that computes at a time: with one stream OpenVINO runs the
+// infer requests of all sessions one after another.
+ov::AnyMap compile_config(const std::string &precision, int threads, int streams = 1) {
+    ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY), ov::num_streams(std::max(1, streams)),
                       ov::hint::inference_precision(precision == "bf16" ? ov::element::bf16 : ov::element::f32)};
-    if (threads > 0) config.emplace(ov::inference_num_threads(threads));
+    if (threads > 0) config.emplace(ov::inference_num_threads(threads * std::max(1, streams)));
     return config;
 }
 
@@ -217,7 +219,7 @@ private:
 
     ov::CompiledModel compile(const std::shared_ptr<ov::Model> &model, const std::string &what) {
         try {
-            return core().compile_model(model, "CPU", compile_config(options_.precision, options_.threads));
+            return core().compile_model(model, "CPU", compile_config(options_.precision, options_.threads, options_.streams));
         } catch (const std::bad_alloc &) {
             fail(HERMES_ERR_OUT_OF_MEMORY, "out of memory compiling '" + what + "'");
         } catch (const std::exception &exc) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <vector>
+#include <vips/vips8>
 
 #include "error.hpp"
 #include "image_io.hpp"
@@ -220,6 +221,37 @@ hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::
     WriteRows write = [&](const float *rows, int n) { sink.write(rows, n); };
     const TiledStats t = run_tiled(session, spec, plan, read, ctx.data(), write, options.batch);
     sink.finish();
+    stats.compute_seconds = t.compute_seconds;
+    stats.wall_seconds = seconds_since(t0);
+    return stats;
+}
+
+hermes_stats restore_buffer(BackendSession &session, const Spec &spec, const void *data, size_t size,
+                            const std::string &format, std::vector<uint8_t> &out, const RestoreOptions &options) {
+    const auto t0 = Clock::now();
+    FileSource src(data, size, "the image", options.max_pixels);
+    const TilePlan plan = make_plan(spec, src.height(), src.width(), options.tile);
+    hermes_stats stats = stats_of(plan);
+    const int s = spec.scale;
+    std::string fmt = format;
+    if (fmt.empty()) {  // the input's own format
+        const char *loader = vips_foreign_find_load_buffer(data, size);
+        const std::string l = loader ? loader : "";
+        fmt = l.find("jpeg") != std::string::npos ? "jpg"
+              : l.find("webp") != std::string::npos ? "webp"
+              : l.find("tiff") != std::string::npos ? "tif" : "png";
+    }
+    FileSink sink(FileSink::Memory{}, fmt, s * src.width(), s * src.height(), src, s);
+    const auto tc = Clock::now();
+    int ch = 0, cw = 0;
+    const std::vector<float> ctx_image = src.context_image(options.context_size, &ch, &cw);
+    const std::vector<float> ctx = context_of(session, spec, ctx_image, ch, cw);
+    stats.context_seconds = seconds_since(tc);
+    ReadRows read = [&](int y0, int y1, float *dst) { src.read_rows(y0, y1, dst); };
+    WriteRows write = [&](const float *rows, int n) { sink.write(rows, n); };
+    const TiledStats t = run_tiled(session, spec, plan, read, ctx.data(), write, options.batch);
+    sink.finish();
+    out = sink.take();
     stats.compute_seconds = t.compute_seconds;
     stats.wall_seconds = seconds_since(t0);
     return stats;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "grid.hpp"
@@ -26,5 +27,9 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
 
 hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::string &in_path,
                           const std::string &out_path, const RestoreOptions &options);
+
+// An encoded image in memory -> an encoded image; `format` png|jpg|webp|tif or "" (the input's).
+hermes_stats restore_buffer(BackendSession &session, const Spec &spec, const void *data, size_t size,
+                            const std::string &format, std::vector<uint8_t> &out, const RestoreOptions &options);
 
 }  // namespace hermes

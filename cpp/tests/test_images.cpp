@@ -150,15 +150,68 @@ TEST(Images, BadFilesAreRefusedWithNothingLeft) {
         EXPECT_EQ(std::strchr(hermes_last_error(), '\n'), nullptr);
     }
     EXPECT_EQ(hermes_restore_file(s.get(), test::data_path("photo.png").c_str(), (dir + "/out.bmp").c_str()),
-              HERMES_ERR_INVALID_ARGUMENT);
+              HERMES_ERR_FORMAT);
     EXPECT_TRUE(listing(dir).empty()) << "a failed restore left " << listing(dir).size() << " files";
     hermes_restore_params p = test::tiles(64);
     p.max_pixels = 1000;
     s.set_params(p);
     EXPECT_EQ(hermes_restore_file(s.get(), test::data_path("photo.png").c_str(), (dir + "/out.png").c_str()),
-              HERMES_ERR_IMAGE);
+              HERMES_ERR_TOO_LARGE);
     EXPECT_NE(std::strstr(hermes_last_error(), "pixel limit"), nullptr) << hermes_last_error();
     EXPECT_TRUE(listing(dir).empty());
+}
+
+std::vector<uint8_t> file_bytes(const std::string &path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+TEST(Images, BufferApiEqualsFileApi) {
+    const std::string dir = temp_dir();
+    hermes::Session s(test::shared_model(), test::tiles(64));
+    s.restore_file(test::data_path("photo.png"), dir + "/file.png");
+    const std::vector<uint8_t> in = file_bytes(test::data_path("photo.png"));
+    void *out = nullptr;
+    size_t n = 0;
+    ASSERT_EQ(hermes_restore_buffer(s.get(), in.data(), in.size(), nullptr, &out, &n), HERMES_OK) << hermes_last_error();
+    ASSERT_GT(n, 8u);
+    EXPECT_EQ(std::memcmp(out, "\x89PNG", 4), 0);  // the input's own format by default
+    {
+        std::ofstream f(dir + "/buffer.png", std::ios::binary);
+        f.write(static_cast<const char *>(out), static_cast<std::streamsize>(n));
+    }
+    hermes_free(out);
+    EXPECT_EQ(decode(dir + "/buffer.png").bytes, decode(dir + "/file.png").bytes);
+    ASSERT_EQ(hermes_restore_buffer(s.get(), in.data(), in.size(), "jpg", &out, &n), HERMES_OK) << hermes_last_error();
+    EXPECT_EQ(static_cast<const uint8_t *>(out)[0], 0xFF);  // JPEG SOI
+    hermes_free(out);
+}
+
+TEST(Images, BufferApiRefusesBadInput) {
+    hermes::Session s(test::shared_model(), test::tiles(64));
+    void *out = reinterpret_cast<void *>(0x1);
+    size_t n = 7;
+    // a 1x1 GIF: a real image, in a format libhermes does not take
+    const uint8_t gif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+                           0x00, 0xFF, 0xFF, 0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00,
+                           0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B};
+    EXPECT_EQ(hermes_restore_buffer(s.get(), gif, sizeof gif, nullptr, &out, &n), HERMES_ERR_FORMAT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "GIF"), nullptr) << hermes_last_error();
+    EXPECT_EQ(out, nullptr);
+    EXPECT_EQ(n, 0u);
+    const char text[] = "hello, this is not an image";
+    EXPECT_EQ(hermes_restore_buffer(s.get(), text, sizeof text, nullptr, &out, &n), HERMES_ERR_FORMAT);
+    const std::vector<uint8_t> truncated = file_bytes(test::data_path("truncated.png"));
+    EXPECT_EQ(hermes_restore_buffer(s.get(), truncated.data(), truncated.size(), nullptr, &out, &n), HERMES_ERR_IMAGE)
+        << hermes_last_error();
+    const std::vector<uint8_t> photo = file_bytes(test::data_path("photo.png"));
+    EXPECT_EQ(hermes_restore_buffer(s.get(), photo.data(), photo.size(), "gif", &out, &n), HERMES_ERR_FORMAT);
+    EXPECT_EQ(hermes_restore_buffer(s.get(), photo.data(), photo.size(), nullptr, nullptr, &n), HERMES_ERR_INVALID_ARGUMENT);
+    hermes_restore_params p = test::tiles(64);
+    p.max_pixels = 1000;
+    s.set_params(p);
+    EXPECT_EQ(hermes_restore_buffer(s.get(), photo.data(), photo.size(), nullptr, &out, &n), HERMES_ERR_TOO_LARGE);
+    EXPECT_EQ(out, nullptr);
 }
 
 }  // namespace

@@ -53,7 +53,9 @@ typedef enum hermes_status {
     HERMES_ERR_UNSUPPORTED = 6,      /* backend not built in, precision the CPU lacks */
     HERMES_ERR_BACKEND = 7,          /* the inference backend failed */
     HERMES_ERR_OUT_OF_MEMORY = 8,
-    HERMES_ERR_INTERNAL = 9
+    HERMES_ERR_INTERNAL = 9,
+    HERMES_ERR_TOO_LARGE = 10,       /* over the pixel limit (max_pixels) */
+    HERMES_ERR_FORMAT = 11           /* an image format libhermes does not read or write */
 } hermes_status;
 
 typedef enum hermes_backend {
@@ -79,9 +81,12 @@ typedef struct hermes_model_params {
     uint32_t struct_size;       /* sizeof(hermes_model_params) */
     hermes_backend backend;     /* default AUTO */
     hermes_precision precision; /* default F32 */
-    int32_t threads;            /* OpenVINO inference threads per session; 0 = all cores */
+    int32_t threads;            /* OpenVINO inference threads per stream; 0 = all cores */
     int32_t device;             /* TensorRT: CUDA device ordinal; default 0 */
     int32_t cuda_graph;         /* TensorRT: capture and replay CUDA graphs; default 0 */
+    int32_t streams;            /* OpenVINO: sessions that compute at the same time (CPU
+                                   streams, `threads` each); default 1 - set it to the
+                                   number of threads that restore concurrently */
 } hermes_model_params;
 
 typedef struct hermes_restore_params {
@@ -175,6 +180,16 @@ HERMES_API hermes_status hermes_restore(hermes_session *session, const hermes_im
  * output is written under a temporary name and renamed: it is complete or absent. */
 HERMES_API hermes_status hermes_restore_file(hermes_session *session, const char *in_path,
                                              const char *out_path);
+
+/* Restore an encoded image in memory (PNG, JPEG, TIFF, WebP; `size` bytes at `data`) into
+ * a newly allocated encoded image in *out (*out_size bytes; free it with hermes_free).
+ * `format` is "png", "jpg", "webp" or "tif", or NULL for the input's own format. The
+ * pixel limit (max_pixels) is checked before decoding: HERMES_ERR_TOO_LARGE; a format
+ * it does not read: HERMES_ERR_FORMAT; a corrupt or truncated image: HERMES_ERR_IMAGE.
+ * On failure *out is NULL. */
+HERMES_API hermes_status hermes_restore_buffer(hermes_session *session, const void *data, size_t size,
+                                               const char *format, void **out, size_t *out_size);
+HERMES_API void hermes_free(void *buffer);
 
 /* Figures of the session's last successful restore. */
 HERMES_API hermes_status hermes_session_last_stats(const hermes_session *session,
