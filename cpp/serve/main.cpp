@@ -249,6 +249,27 @@ int main(int argc, char **argv) {
         res.set_content(std::move(job->image), type);
         finish(200, "");
     });
+    // Content-Length is checked before any of the body is read: a client announcing more
+    // than --max-body gets its 413 at once (httplib would first read and drop it all)
+    server.set_pre_routing_handler([&](const httplib::Request &req, httplib::Response &res) {
+        if (req.method != "POST" || !req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+        const std::string text = req.get_header_value("Content-Length");
+        const bool digits = !text.empty() && text.size() <= 19 && text.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits) {
+            json_error(res, 400, "bad_request", "malformed Content-Length '" + text.substr(0, 40) + "'");
+            metrics.request_done(400, 0.0);
+            metrics.error("bad_request");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (std::stoull(text) > static_cast<unsigned long long>(cfg.max_body)) {
+            json_error(res, 413, "body_too_large", "the request body of " + text + " bytes is over " +
+                                                       std::to_string(cfg.max_body) + " (--max-body); send a smaller image");
+            metrics.request_done(413, 0.0);
+            metrics.error("body_too_large");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
     // errors httplib produces itself (malformed requests, too large bodies, unknown paths)
     server.set_error_handler([&metrics](const httplib::Request &req, httplib::Response &res) {
         if (!res.body.empty()) return;

@@ -1,6 +1,7 @@
 // Restoring one image (see restore.hpp).
 #include "restore.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -236,7 +237,8 @@ hermes_stats restore_buffer(BackendSession &session, const Spec &spec, const voi
     std::string fmt = format;
     if (fmt.empty()) {  // the input's own format
         const char *loader = vips_foreign_find_load_buffer(data, size);
-        const std::string l = loader ? loader : "";
+        std::string l = loader ? loader : "";  // e.g. VipsForeignLoadJpegBuffer
+        std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         fmt = l.find("jpeg") != std::string::npos ? "jpg"
               : l.find("webp") != std::string::npos ? "webp"
               : l.find("tiff") != std::string::npos ? "tif" : "png";

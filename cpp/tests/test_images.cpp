@@ -184,6 +184,11 @@ TEST(Images, BufferApiEqualsFileApi) {
     EXPECT_EQ(decode(dir + "/buffer.png").bytes, decode(dir + "/file.png").bytes);
     ASSERT_EQ(hermes_restore_buffer(s.get(), in.data(), in.size(), "jpg", &out, &n), HERMES_OK) << hermes_last_error();
     EXPECT_EQ(static_cast<const uint8_t *>(out)[0], 0xFF);  // JPEG SOI
+    // a JPEG in comes back as a JPEG when no format is asked for
+    const std::vector<uint8_t> jpeg(static_cast<const uint8_t *>(out), static_cast<const uint8_t *>(out) + n);
+    hermes_free(out);
+    ASSERT_EQ(hermes_restore_buffer(s.get(), jpeg.data(), jpeg.size(), nullptr, &out, &n), HERMES_OK) << hermes_last_error();
+    EXPECT_EQ(static_cast<const uint8_t *>(out)[0], 0xFF) << "a JPEG input must default to a JPEG output";
     hermes_free(out);
 }
 

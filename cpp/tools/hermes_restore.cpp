@@ -3,13 +3,15 @@
 // runtime with the Python one, and by benchmarks/bench_cpp.py).
 //
 //   hermes-restore MODEL IN OUT [--tile HxW] [--overlap N] [--batch N] [--context-size N]
-//                  [--precision f32|bf16] [--threads N] [--repeat N] [--in-memory]
+//                  [--precision f32|bf16] [--threads N] [--repeat N] [--in-memory | --buffer]
 //   hermes-restore --grid < cases.json     (one JSON case per line -> one JSON line each)
 //
 // Exit status: 0 done, 1 the library refused (one line on stderr), 2 usage error.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,11 +32,13 @@ int usage(const std::string &why) {
 
 const char *kHelp =
     "usage: hermes-restore MODEL IN OUT [--tile HxW] [--overlap N] [--batch N] [--context-size N]\n"
-    "                      [--precision f32|bf16] [--threads N] [--repeat N] [--in-memory]\n"
+    "                      [--precision f32|bf16] [--threads N] [--repeat N] [--in-memory | --buffer]\n"
     "       hermes-restore --grid   (JSON cases on stdin, one per line)\n"
     "MODEL is model.onnx (OpenVINO, CPU) or model.engine (TensorRT). Prints one JSON line of\n"
     "figures per run; --repeat N restores N times (for timing); --in-memory decodes IN once and\n"
-    "times the in-memory API (hermes_restore) instead of the file API, then writes OUT.\n";
+    "times the in-memory API (hermes_restore) instead of the file API, then writes OUT; --buffer\n"
+    "reads IN's bytes once and times the encoded-buffer API (hermes_restore_buffer: decode,\n"
+    "restore, encode in memory, as hermes-serve does).\n";
 
 bool parse_int(const std::string &text, int &out) {
     try {
@@ -104,7 +108,7 @@ int main(int argc, char **argv) {
     hermes_model_params mp = hermes_model_default_params();
     hermes_restore_params rp = hermes_restore_default_params();
     int repeat = 1;
-    bool in_memory = false;
+    bool in_memory = false, buffer = false;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string &a = args[i];
         if (a.rfind("--", 0) != 0) {
@@ -113,6 +117,10 @@ int main(int argc, char **argv) {
         }
         if (a == "--in-memory") {
             in_memory = true;
+            continue;
+        }
+        if (a == "--buffer") {
+            buffer = true;
             continue;
         }
         if (i + 1 >= args.size()) return usage(a + " needs a value");
@@ -144,6 +152,7 @@ int main(int argc, char **argv) {
     }
     if (positional.size() != 3) return usage("expected MODEL IN OUT");
     if (repeat < 1) return usage("--repeat must be at least 1");
+    if (in_memory && buffer) return usage("--in-memory and --buffer exclude each other");
     try {
         const auto t0 = std::chrono::steady_clock::now();
         hermes::Model model(positional[0], mp);
@@ -164,9 +173,21 @@ int main(int argc, char **argv) {
             restored.resize(static_cast<size_t>(ow) * oh * in.channels);
             out = hermes_image{ow, oh, in.channels, HERMES_SAMPLE_U8, 0, restored.data()};
         }
+        std::string encoded, result;
+        if (buffer) {
+            std::ifstream f(positional[1], std::ios::binary);
+            if (!f) return usage("cannot read " + positional[1]);
+            encoded.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        }
         for (int r = 0; r < repeat; ++r) {
             if (in_memory) session.restore(in, out);
-            else session.restore_file(positional[1], positional[2]);
+            else if (buffer) {
+                void *bytes = nullptr;
+                size_t n = 0;
+                hermes::check(hermes_restore_buffer(session.get(), encoded.data(), encoded.size(), nullptr, &bytes, &n));
+                result.assign(static_cast<const char *>(bytes), n);
+                hermes_free(bytes);
+            } else session.restore_file(positional[1], positional[2]);
             const hermes_stats s = session.last_stats();
             nlohmann::json line{{"backend", model.backend_name()}, {"tiles", s.tiles},
                                {"grid", {s.grid_rows, s.grid_cols}}, {"tile", {s.tile_height, s.tile_width}},
@@ -174,6 +195,11 @@ int main(int argc, char **argv) {
                                {"context_seconds", s.context_seconds}, {"wall_seconds", s.wall_seconds},
                                {"load_seconds", load}};
             std::cout << line.dump() << std::endl;
+        }
+        if (buffer) {
+            std::ofstream f(positional[2], std::ios::binary);
+            f.write(result.data(), static_cast<std::streamsize>(result.size()));
+            if (!f) return usage("cannot write " + positional[2]);
         }
         if (in_memory) {
             vips::VImage::new_from_memory(restored.data(), restored.size(), out.width, out.height, out.channels,
