@@ -574,11 +574,14 @@ def test_timeout_gives_504_and_the_flag_wins_over_the_environment(serve, images)
     assert srv.metrics().get("hermes_errors_total", kind="timeout") >= 1
 
 
-def test_bf16_precision(serve, images):
+def test_bf16_precision(serve, serve_build, default_onnx, images):
+    """bf16 where the CPU has bf16 units; elsewhere a one-line refusal at start-up."""
     from hermes_deploy.cpu import has_precision
 
     if not has_precision("bf16"):
-        pytest.skip("this CPU has no bf16 units")
+        code, line = _refused(serve_build, ["--model", str(default_onnx), "--port", "0", "--precision", "bf16"])
+        assert code == 1 and "bf16" in line and "use f32" in line, line
+        return
     srv = serve("--precision", "bf16", "--workers", "1")
     assert srv.request("GET", "/v1/model").json()["backend"] == "openvino (CPU, bf16)"
     reply = srv.restore(images["large"])
