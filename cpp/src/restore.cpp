@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <vector>
 #include <vips/vips8>
 
@@ -205,14 +206,17 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
     return stats;
 }
 
-hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::string &in_path,
-                          const std::string &out_path, const RestoreOptions &options) {
-    const auto t0 = Clock::now();
-    FileSource src(in_path, options.max_pixels);
+namespace {
+
+// The streamed path of the file and buffer APIs: rows read from `src` top to bottom,
+// output rows into the sink `make_sink(width, height)` builds once the plan is known.
+template <typename MakeSink>
+hermes_stats restore_streamed(BackendSession &session, const Spec &spec, FileSource &src, const RestoreOptions &options,
+                              Clock::time_point t0, MakeSink make_sink) {
     const TilePlan plan = make_plan(spec, src.height(), src.width(), options.tile);
     hermes_stats stats = stats_of(plan);
     const int s = spec.scale;
-    FileSink sink(out_path, s * src.width(), s * src.height(), src, s);  // checks the size first
+    FileSink &sink = make_sink(s * src.width(), s * src.height());  // checks the size first
     const auto tc = Clock::now();
     int ch = 0, cw = 0;
     const std::vector<float> ctx_image = src.context_image(options.context_size, &ch, &cw);
@@ -227,35 +231,40 @@ hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::
     return stats;
 }
 
+// "jpg", "webp", "tif" or "png": the format of an encoded image, for its default output
+std::string own_format(const void *data, size_t size) {
+    const char *loader = vips_foreign_find_load_buffer(data, size);
+    std::string l = loader ? loader : "";  // e.g. VipsForeignLoadJpegBuffer
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return l.find("jpeg") != std::string::npos ? "jpg"
+           : l.find("webp") != std::string::npos ? "webp"
+           : l.find("tiff") != std::string::npos ? "tif" : "png";
+}
+
+}  // namespace
+
+hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::string &in_path,
+                          const std::string &out_path, const RestoreOptions &options) {
+    const auto t0 = Clock::now();
+    FileSource src(in_path, options.max_pixels);
+    std::unique_ptr<FileSink> sink;
+    return restore_streamed(session, spec, src, options, t0, [&](int w, int h) -> FileSink & {
+        sink = std::make_unique<FileSink>(out_path, w, h, src, spec.scale);
+        return *sink;
+    });
+}
+
 hermes_stats restore_buffer(BackendSession &session, const Spec &spec, const void *data, size_t size,
                             const std::string &format, std::vector<uint8_t> &out, const RestoreOptions &options) {
     const auto t0 = Clock::now();
     FileSource src(data, size, "the image", options.max_pixels);
-    const TilePlan plan = make_plan(spec, src.height(), src.width(), options.tile);
-    hermes_stats stats = stats_of(plan);
-    const int s = spec.scale;
-    std::string fmt = format;
-    if (fmt.empty()) {  // the input's own format
-        const char *loader = vips_foreign_find_load_buffer(data, size);
-        std::string l = loader ? loader : "";  // e.g. VipsForeignLoadJpegBuffer
-        std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        fmt = l.find("jpeg") != std::string::npos ? "jpg"
-              : l.find("webp") != std::string::npos ? "webp"
-              : l.find("tiff") != std::string::npos ? "tif" : "png";
-    }
-    FileSink sink(FileSink::Memory{}, fmt, s * src.width(), s * src.height(), src, s);
-    const auto tc = Clock::now();
-    int ch = 0, cw = 0;
-    const std::vector<float> ctx_image = src.context_image(options.context_size, &ch, &cw);
-    const std::vector<float> ctx = context_of(session, spec, ctx_image, ch, cw);
-    stats.context_seconds = seconds_since(tc);
-    ReadRows read = [&](int y0, int y1, float *dst) { src.read_rows(y0, y1, dst); };
-    WriteRows write = [&](const float *rows, int n) { sink.write(rows, n); };
-    const TiledStats t = run_tiled(session, spec, plan, read, ctx.data(), write, options.batch);
-    sink.finish();
-    out = sink.take();
-    stats.compute_seconds = t.compute_seconds;
-    stats.wall_seconds = seconds_since(t0);
+    const std::string fmt = format.empty() ? own_format(data, size) : format;
+    std::unique_ptr<FileSink> sink;
+    const hermes_stats stats = restore_streamed(session, spec, src, options, t0, [&](int w, int h) -> FileSink & {
+        sink = std::make_unique<FileSink>(FileSink::Memory{}, fmt, w, h, src, spec.scale);
+        return *sink;
+    });
+    out = sink->take();
     return stats;
 }
 

@@ -34,20 +34,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import cpp_build  # noqa: E402
 
-
-def _toolchain_or_skip() -> None:
-    missing = cpp_build.missing_tools()
-    if missing:
-        why = f"missing {', '.join(missing)}; {cpp_build.DEPS_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+from .toolchain import toolchain_or_skip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def cpp(tmp_path_factory):
     """(build dir, install prefix) of one Release build."""
-    _toolchain_or_skip()
+    toolchain_or_skip()
     base = tmp_path_factory.mktemp("cpp")
     try:
         cpp_build.build(base / "build", base / "install")
@@ -230,7 +223,7 @@ def test_example_builds_from_the_installed_package(cpp, cpp_data, tmp_path):
 
 @pytest.mark.slow
 def test_ctest_suites_under_asan_and_ubsan(cpp_data, tmp_path_factory):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     build = tmp_path_factory.mktemp("cpp-asan") / "build"
     try:
         cpp_build.build(build, sanitize=True)

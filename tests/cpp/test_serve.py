@@ -52,17 +52,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import cpp_build  # noqa: E402
 
+from .toolchain import toolchain_or_skip  # noqa: E402
+
 LISTENING = re.compile(r"^hermes-serve: listening on http://(?P<host>[^\s/]+):(?P<port>\d+) \((?P<what>.*)\)$")
 BAD_STDERR = ("Traceback", "terminate called", "Aborted", "Segmentation fault", "core dumped", "Sanitizer")
-
-
-def _toolchain_or_skip() -> None:
-    missing = cpp_build.missing_tools()
-    if missing:
-        why = f"missing {', '.join(missing)}; {cpp_build.DEPS_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
 
 
 def _session_build(tmp_path_factory) -> Path | None:
@@ -82,7 +75,7 @@ def serve_build(tmp_path_factory) -> Path:
     elif _session_build(tmp_path_factory) is not None:
         build = _session_build(tmp_path_factory)
     else:
-        _toolchain_or_skip()
+        toolchain_or_skip()
         build = tmp_path_factory.mktemp("cpp-serve") / "build"
         try:
             cpp_build.build(build)
