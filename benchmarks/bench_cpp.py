@@ -25,20 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-
-def _photo(folder: Path) -> Path:
-    import numpy as np
-    import pyvips
-
-    from hermes_deploy.quality.photos import load_photo
-
-    path = folder / "astronaut.png"
-    pixels = (np.clip(load_photo("astronaut"), 0, 1) * 255 + 0.5).astype(np.uint8)
-    pyvips.Image.new_from_array(np.ascontiguousarray(pixels)).copy(interpretation="srgb").write_to_file(str(path))
-    return path
+from cpp_inputs import ROOT, astronaut_png, built, default_graph
 
 
 def _cpp_rows(tool: Path, onnx: Path, photo: Path, out: Path, tile: int, threads: int, repeats: int,
@@ -78,29 +65,15 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    import cpp_build
-
     from hermes_deploy.cpu import cpu_flags, describe_cpu, has_precision
     from hermes_deploy.engines.ort_runner import OrtRunner
     from hermes_deploy.engines.ov_runner import OvRunner
 
-    tool = args.build_dir / "hermes-restore"
-    if not tool.is_file():
-        print("... building libhermes (Release)", file=sys.stderr, flush=True)
-        try:
-            cpp_build.build(args.build_dir)
-        except cpp_build.BuildError as exc:
-            raise SystemExit(f"bench_cpp: {exc}")
+    tool = built(args.build_dir, "hermes-restore", "bench_cpp")
     with tempfile.TemporaryDirectory(prefix="hermes-bench-cpp-") as tmp:
         tmp = Path(tmp)
-        onnx = args.onnx
-        if onnx is None:
-            from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-
-            print("... exporting the bundled default model", file=sys.stderr, flush=True)
-            onnx = tmp / "default.onnx"
-            export_onnx("default", onnx, ExportOptions())
-        photo = _photo(tmp)
+        onnx = default_graph(args.onnx, tmp)
+        photo = astronaut_png(tmp)
         rows: dict[str, dict] = {}
         for precision in ("f32", "bf16"):
             if precision == "bf16" and not has_precision("bf16"):

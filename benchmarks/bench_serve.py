@@ -46,22 +46,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from cpp_inputs import ROOT, astronaut_png, built, default_graph
 
 LISTENING = re.compile(r"^hermes-serve: listening on http://(?P<host>[^\s/]+):(?P<port>\d+) ")
-
-
-def _photo(folder: Path, size: int) -> Path:
-    import numpy as np
-    import pyvips
-
-    from hermes_deploy.quality.photos import load_photo
-
-    path = folder / f"astronaut-{size}.png"
-    pixels = (np.clip(load_photo("astronaut"), 0, 1) * 255 + 0.5).astype(np.uint8)[160:160 + size, 200:200 + size]
-    pyvips.Image.new_from_array(np.ascontiguousarray(pixels)).copy(interpretation="srgb").write_to_file(str(path))
-    return path
 
 
 class Server:
@@ -192,32 +179,19 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    import cpp_build
-
     from hermes_deploy.cpu import cpu_flags, describe_cpu
 
     if shutil.which("hey") is None:
         raise SystemExit("bench_serve: needs hey (apt-get install hey)")
-    serve_tool, restore_tool = args.build_dir / "hermes-serve", args.build_dir / "hermes-restore"
-    if not serve_tool.is_file():
-        print("... building libhermes and hermes-serve (Release)", file=sys.stderr, flush=True)
-        try:
-            cpp_build.build(args.build_dir)
-        except cpp_build.BuildError as exc:
-            raise SystemExit(f"bench_serve: {exc}")
+    serve_tool = built(args.build_dir, "hermes-serve", "bench_serve")
+    restore_tool = args.build_dir / "hermes-restore"
     workers = args.workers
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     flags = ["--workers", str(workers), "--threads", str(threads)]
     with tempfile.TemporaryDirectory(prefix="hermes-bench-serve-") as tmp:
         tmp = Path(tmp)
-        onnx = args.onnx
-        if onnx is None:
-            from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-
-            print("... exporting the bundled default model", file=sys.stderr, flush=True)
-            onnx = tmp / "default.onnx"
-            export_onnx("default", onnx, ExportOptions())
-        image = _photo(tmp, args.size)
+        onnx = default_graph(args.onnx, tmp)
+        image = astronaut_png(tmp, args.size)
         print(f"... library alone: hermes-restore --buffer / --in-memory / files, {threads} thread(s)",
               file=sys.stderr, flush=True)
         library = _library(restore_tool, onnx, image, tmp / "lib.png", threads, 20, "--buffer")
