@@ -10,5 +10,9 @@
 from __future__ import annotations
 
 STREAMING_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+#: libvips loaders the runtime accepts, whatever a file's suffix says: anything else (GIF,
+#: HEIF, SVG, PDF, ...) is refused by name rather than half-supported
+STREAMING_LOADERS = ("pngload", "jpegload", "tiffload", "webpload")
+STREAMING_NAMES = "PNG, JPEG, TIFF, WebP (single images: no animations or multi-page files)"
 IMAGE_SUFFIXES = STREAMING_SUFFIXES + (".bmp",)
 

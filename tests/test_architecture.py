@@ -29,7 +29,7 @@ PACKAGE = ROOT / "hermes_deploy"
 # Bottom to top: a module may import from its own layer and the layers before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("hermes_deploy", "errors", "optional", "spec", "atomic", "cache", "tile_grid",
-              "contracts", "formats", "cpu")),
+              "contracts", "formats", "cpu", "faults")),
     ("ops", ("ops",)),
     ("model", ("model",)),
     ("quality", ("quality",)),

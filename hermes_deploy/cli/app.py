@@ -15,7 +15,7 @@ from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Deploy HERMES-IR/SR image restoration and super-resolution models.")
 
 
@@ -194,8 +194,49 @@ app.command("calibrate")(calibrate)
 app.command("build")(build)
 
 
+def _is_usage_error(exc: Exception) -> bool:
+    """click's usage errors, whichever click raised them (typer vendors its own copy)."""
+    return (callable(getattr(exc, "format_message", None))
+            and any(k.__name__ == "UsageError" for k in type(exc).__mro__))
+
+
 def main() -> None:
-    app()
+    """The ``hermes-export`` entry point: every outcome is an exit status and, on failure,
+    one line on stderr - usage errors (exit 2) included; an unexpected error (a bug) says
+    how to get its traceback (``HERMES_DEBUG=1``) instead of printing it."""
+    import os
+    import sys
+
+    from .common import EXIT_USER_ERROR
+    from .interrupts import Interrupted, install
+
+    install()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        print("hermes-export: aborted", file=sys.stderr)
+        code = 130
+    except Interrupted as exc:  # outside a command body (argument parsing, imports)
+        print(f"hermes-export: interrupted ({exc.args[0]})", file=sys.stderr)
+        code = exc.exit_code
+    except Exception as exc:
+        if _is_usage_error(exc):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # the help text
+                sys.exit(0)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "hermes-export"
+            message = " ".join(exc.format_message().split())
+            print(f"hermes-export: error: {message} (see '{where} --help')", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        # a bug: one line unless asked for the traceback
+        if os.environ.get("HERMES_DEBUG"):
+            raise
+        print(f"hermes-export: internal error: {type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:300]}; rerun with HERMES_DEBUG=1 for the traceback "
+              "and report it", file=sys.stderr)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -44,9 +44,12 @@ def guarded() -> Iterator[None]:
         yield
     except HermesError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        typer.echo("hermes-export: interrupted", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", 130)
+        name = exc.args[0] if getattr(exc, "signum", None) else "SIGINT"
+        typer.echo(f"hermes-export: interrupted ({name}); finished outputs are kept and nothing "
+                   "partial is left; run the same command again to resume", err=True)
+        raise typer.Exit(code) from None
     except MemoryError:
         fail("out of memory; use a smaller input, tile or batch")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from .. import faults
 from .common import BackendOpt, JsonOpt, PrecisionOpt, ThreadsOpt, echo_err, guarded, parse_tile
 
 ModelOpt = typer.Option("default", "--model", "-m",
@@ -71,19 +72,25 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
           json_out: bool = JsonOpt) -> None:
     """Restore / upscale images with tiled inference (any size, one or thousands)."""
     with guarded():
-        from ..atomic import atomic_path
         from ..engines.select import open_runner
-        from ..errors import InputError
-        from ..runtime.batch import run_batch
+        from ..errors import InputError, OutputError
+        from ..runtime.batch import check_report_path, run_batch, write_report
+        from ..runtime.images import output_suffix
         from ..runtime.plan import TileOptions
 
+        # flags are checked before the model is opened (which can take seconds)
+        options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch,
+                              context_max_side=context_size)
+        output_suffix(fmt, ".png")  # an unknown --format fails here, not per file
+        if max_pixels is not None and max_pixels < 1:
+            raise InputError(f"--max-pixels must be 1 or more, got {max_pixels}")
+        report_path = report or output / "hermes-report.json"
+        check_report_path(report_path)
         items = list(inputs or [])
         if sample:
             items.append(str(_write_sample(output)))
         if not items:
             raise InputError("no inputs; pass image files, folders or globs (or --sample)")
-        if batch < 1:
-            raise InputError(f"--batch must be >= 1, got {batch}")
         runner, why = open_runner(model, backend, threads=threads, precision=precision,
                                   say=lambda m: echo_err(f"... {m}"))
         with runner:
@@ -91,21 +98,25 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
             echo_err(f"backend: {runner.name} - {why}")
             echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
                      f"{s.tile_overlap if overlap is None else overlap}px")
-            options = TileOptions(tile=parse_tile(tile), overlap=overlap, batch=batch,
-                                  context_max_side=context_size)
             result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
                                max_pixels=max_pixels, say=echo_err,
                                progress_factory=_progress_factory(progress))
         data = result.to_dict()
-        report_path = report or output / "hermes-report.json"
-        with atomic_path(report_path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2))
+        faults.point("report")
+        try:
+            write_report(report_path, data)
+            unwritten = None
+        except OutputError as exc:  # the outputs stand; say so before the error
+            unwritten = exc
         if json_out:
             typer.echo(json.dumps(data, indent=2))
         else:
             typer.echo(f"{data['done']} done, {data['skipped']} skipped, {data['failed']} failed "
                        f"in {data['wall_seconds']:.1f}s ({data['megapixels_per_second']:.3f} MP/s "
-                       f"input) on {data['backend']}; report: {report_path}")
+                       f"input) on {data['backend']}"
+                       + ("" if unwritten else f"; report: {report_path}"))
+        if unwritten:
+            raise unwritten
         if result.failed:
             raise typer.Exit(1)
 

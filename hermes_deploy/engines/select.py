@@ -71,11 +71,14 @@ def _open_graph(path, backend: str, threads: int, precision: str | None, say=Non
         return (_graph_runner(path, "onnxruntime", threads, precision),
                 "onnxruntime on the CPU (OpenVINO, faster on some CPUs, is not installed: "
                 "pip install 'hermes-deploy[openvino]')")
+    from ..export.ort import context_graph_path
     from ..spec import ModelSpec
     from .choose import measured_choice
     from .precision import resolve_precision
 
-    resolve_precision(ModelSpec.from_onnx(path), precision, "onnxruntime")  # refuse before measuring
+    spec = ModelSpec.from_onnx(path)  # refuse before measuring: a bad precision or graph pair
+    resolve_precision(spec, precision, "onnxruntime")
+    context_graph_path(path, spec)
     return measured_choice(path, lambda name: _graph_runner(path, name, threads, precision), threads,
                            precision, say)
 

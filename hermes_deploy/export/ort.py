@@ -62,13 +62,61 @@ def ort_session(model_or_path, threads: int = 0, providers: list[str] | None = N
 
 
 def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:
-    """The companion context graph named in ``spec``, which must sit next to the main graph."""
+    """The companion context graph named in ``spec``, which must sit next to the main graph.
+
+    The pair is checked against each other first: ``onnx_path`` must be a main graph (a
+    context graph given in its place is named as such), and the companion must be a
+    context graph of the same model - same source checkpoint hash and context width - so
+    a main graph beside another model's context graph fails here, in one line, instead
+    of deep in a backend or, worse, running with the wrong context.
+    """
     onnx_path = Path(onnx_path)
+    inputs, outputs, _ = _graph_io(onnx_path)
+    if spec.context_name in outputs or spec.context_name not in inputs:
+        main = (f"'{onnx_path.name[:-len('.context.onnx')]}.onnx'"
+                if onnx_path.name.endswith(".context.onnx") else "the main graph exported with it")
+        raise InputError(f"'{onnx_path.name}' is a per-image context graph, not a main graph; "
+                         f"pass {main} instead")
     path = onnx_path.with_name(spec.context_graph or "")
     if not spec.context_graph or not path.is_file():
         raise InputError(f"context graph '{path.name}' is missing next to '{onnx_path.name}'; "
                          "keep it beside the main graph or re-export with hermes-export onnx")
+    _check_companion(onnx_path, spec, path)
     return path
+
+
+def _graph_io(path: Path) -> tuple[list[str], list[str], dict[str, int]]:
+    """(input names, output names, {output name: size of dim 1 when fixed}) of a graph."""
+    onnx = require("onnx", purpose="Reading ONNX graphs")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises several types for corrupt files
+        raise InputError(f"'{path.name}' is not a readable ONNX file ({exc}); re-export it") from None
+    widths = {}
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) > 1 and dims[1].dim_value:
+            widths[out.name] = dims[1].dim_value
+    return [i.name for i in model.graph.input], [o.name for o in model.graph.output], widths
+
+
+def _check_companion(main: Path, spec: ModelSpec, path: Path) -> None:
+    _, outputs, widths = _graph_io(path)
+    if spec.context_name not in outputs:
+        raise InputError(f"'{path.name}' beside '{main.name}' is not a context graph (it has no "
+                         f"'{spec.context_name}' output); re-export the pair with hermes-export onnx")
+    other = ModelSpec.from_onnx(path)
+    width = widths.get(spec.context_name, other.context_channels)
+    same_source = not (spec.source_sha256 and other.source_sha256) or \
+        spec.source_sha256 == other.source_sha256
+    if not same_source or width != spec.context_channels or other.scale != spec.scale:
+        why = (f"exported from checkpoint {other.source_sha256[:12]}, the main graph from "
+               f"{spec.source_sha256[:12]}" if not same_source else
+               f"{width} context values, the main graph takes {spec.context_channels}"
+               if width != spec.context_channels else f"x{other.scale}, the main graph x{spec.scale}")
+        raise InputError(f"context graph '{path.name}' belongs to another model than '{main.name}' "
+                         f"({why}); re-export the pair with hermes-export onnx, or keep each "
+                         "graph beside its own context graph")
 
 
 def context_fn(context_graph: str | Path, threads: int = 0) -> ContextFn:

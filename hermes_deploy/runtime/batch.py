@@ -4,6 +4,11 @@
   skipped unless ``overwrite``, so a killed run resumes where it stopped.
 - Every output is written under a temporary name and renamed when complete
   (:class:`~hermes_deploy.runtime.images.ImageSink`): never a partial file.
+- Temporaries left by a run that was killed outright (``kill -9``) are removed by the
+  next run into the same folder (:func:`hermes_deploy.atomic.sweep`), and it says so;
+  those of a concurrent live run are left alone.
+- No input is ever replaced: an output whose name is an input file (the same file,
+  a link to it, or another input of the same stem under ``--format``) fails that input.
 - A failing input is reported in one line and the batch goes on; the report counts
   failures so the caller can exit non-zero.
 """
@@ -11,12 +16,13 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path, discard, sweep, temp_file
 from ..errors import HermesError, InputError
 from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from .images import OutputError, output_suffix
@@ -86,9 +92,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".hermes-probe.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        discard(temp_file(folder / "probe"))
     except OSError as exc:
         raise OutputError(f"cannot write to output folder '{folder}' ({exc.strerror or exc}); "
                           "choose a writable folder with -o") from None
@@ -112,6 +116,10 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     check_options(runner.spec, options)
     check_writable(outdir)
     output_suffix(fmt, ".png")  # validate the format early
+    stale = sweep(outdir)
+    if stale:
+        say(f"removed {len(stale)} temporary file(s) left in {outdir} by an interrupted run")
+    inputs_ids = {fid: p for p in sources if (fid := _file_id(p)) is not None}
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
     start = time.perf_counter()
     claimed: dict[Path, Path] = {}
@@ -119,17 +127,20 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
         out = output_for(source, outdir, fmt)
         item = ItemResult(source=str(source), output=str(out), status="done")
         report.items.append(item)
+        replaced = inputs_ids.get(_file_id(out)) if out.exists() else None
+        if replaced is not None:
+            item.status = "failed"
+            item.message = (f"{source.name}: the output would replace the input "
+                            + ("itself" if replaced == source else f"{replaced.name}")
+                            + "; choose another folder with -o")
+            say(f"failed  {item.message}")
+            continue
         if out in claimed:
             item.status, item.message = "failed", (f"{source.name}: output {out.name} is already "
                                                    f"produced by {claimed[out].name}; rename one")
             say(f"failed  {item.message}")
             continue
         claimed[out] = source
-        if out.exists() and out.resolve() == source.resolve():
-            item.status, item.message = "failed", (f"{source.name}: the output would replace the "
-                                                   "input; choose another folder with -o")
-            say(f"failed  {item.message}")
-            continue
         if out.exists() and not overwrite:
             item.status, item.message = "skipped", "output exists (use --overwrite to redo)"
             say(f"skipped {source.name}: {out.name} exists (use --overwrite to redo)")
@@ -156,6 +167,33 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
             f"{result.stats.grid[0]}x{result.stats.grid[1]}, {item.seconds:.1f}s")
     report.wall_seconds = time.perf_counter() - start
     return report
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse a report path that can never be written, before any work is done."""
+    if path.is_dir():
+        raise InputError(f"--report {path} is a folder; give a file name such as "
+                         f"{path / 'hermes-report.json'}")
+
+
+def write_report(path: Path, data: dict) -> None:
+    """Write the JSON run report atomically; a failure is one :class:`OutputError` line."""
+    check_report_path(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2))
+    except OSError as exc:
+        from .images import output_error
+
+        raise output_error(path, exc, what="the run report") from None
 
 
 def _named(source: Path, message: str) -> str:

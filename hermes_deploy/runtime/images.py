@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import publish
+from .. import faults
+from ..atomic import discard, publish, temp_file
 from ..errors import InputError, OutputError
+from ..formats import STREAMING_LOADERS, STREAMING_NAMES
 from ..optional import require
 
 # Pillow's Image.MAX_IMAGE_PIXELS: the same decompression-bomb guard, kept on by default.
@@ -107,14 +108,25 @@ class ImageSource:
             header = pyvips.Image.new_from_file(str(self.path), access="sequential",
                                                 fail_on="truncated")
         except pyvips.Error as exc:
-            raise InputError(f"{name}: not a readable image ({_first(exc)}); supported: PNG, "
-                             "JPEG, TIFF, WebP") from None
+            raise InputError(f"{name}: not a readable image ({_first(exc)}); supported: "
+                             f"{STREAMING_NAMES}") from None
+        fields = header.get_fields()
+        loader = header.get("vips-loader") if "vips-loader" in fields else ""
+        if not loader.startswith(STREAMING_LOADERS):
+            kind = loader.replace("load", "").split("_")[0].upper() or "this format"
+            raise InputError(f"{name}: {kind} files are not read; supported: {STREAMING_NAMES}; "
+                             "convert it first")
+        pages = header.get("n-pages") if "n-pages" in fields else 1
+        if pages > 1:
+            # libvips would quietly read the first frame only: never drop data silently
+            raise InputError(f"{name}: holds {pages} frames or pages (an animation or a "
+                             "multi-page file); only single images are restored; split it into "
+                             "one file per frame or page first")
         if max_pixels and header.width * header.height > max_pixels:
             raise InputError(f"{name}: {header.width}x{header.height} is "
                              f"{header.width * header.height / 1e6:.0f} MP, over the pixel limit "
                              f"of {max_pixels / 1e6:.0f} MP; raise it with --max-pixels if the "
                              "file is trusted")
-        fields = header.get_fields()
         self.icc = header.get("icc-profile-data") if "icc-profile-data" in fields else None
         if str(header.interpretation) in CONVERTED_SPACES:
             self.icc = None  # converted to sRGB: the source profile no longer applies
@@ -272,17 +284,11 @@ class ImageSink:
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".hermes-rows.tif",
-                                       dir=folder)
-            os.close(fd)
-            self._tmp_tif = Path(tmp)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.",
-                                       suffix=f".partial{self.path.suffix}", dir=folder)
-            os.close(fd)
-            self._tmp_out = Path(tmp)
+            self._tmp_tif = temp_file(self.path, ".rows.tif")
+            self._tmp_out = temp_file(self.path, f".partial{self.path.suffix}")
         except OSError as exc:
             self._cleanup()
-            raise _output_error(self.path, exc) from None
+            raise output_error(self.path, exc) from None
         try:
             dtype = np.uint16 if self.depth == 16 else np.uint8
             tifffile.imwrite(self._tmp_tif, self._segments(strips), shape=self._shape(),
@@ -306,10 +312,11 @@ class ImageSink:
             if self.icc is not None:
                 image.set_type(pyvips.GValue.blob_type, "icc-profile-data", self.icc)
             image.write_to_file(str(self._tmp_out), **self._save_options())
+            faults.point("publish")
             publish(self._tmp_out, self.path)
             self._tmp_out = None
         except OSError as exc:
-            raise _output_error(self.path, exc) from None
+            raise output_error(self.path, exc) from None
         except pyvips.Error as exc:
             if "space" in str(exc).lower():
                 raise OutputError(f"{self.path.name}: disk full while writing; free space or "
@@ -360,16 +367,18 @@ class ImageSink:
     def _cleanup(self) -> None:
         for tmp in (self._tmp_tif, self._tmp_out):
             if tmp is not None:
-                tmp.unlink(missing_ok=True)
+                discard(tmp)
         self._tmp_tif = self._tmp_out = None
 
 
-def _output_error(path: Path, exc: OSError) -> OutputError:
+def output_error(path: Path, exc: OSError, what: str | None = None) -> OutputError:
+    """One line for an OSError while writing ``path`` (``what``: how to name the file)."""
+    name = f"{what} {path.name}" if what else path.name
     if exc.errno == errno.ENOSPC:
-        return OutputError(f"{path.name}: disk full while writing; free space or choose another "
+        return OutputError(f"{name}: disk full while writing; free space or choose another "
                            "output folder")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"cannot write to '{path.parent}' (permission denied); choose a "
-                           "writable output folder with -o")
-    return OutputError(f"{path.name}: cannot write ({exc.strerror or exc}); check the output "
+        return OutputError(f"cannot write {name} to '{path.parent}' (permission denied); choose "
+                           "a writable output folder with -o")
+    return OutputError(f"{name}: cannot write ({exc.strerror or exc}); check the output "
                        "folder")

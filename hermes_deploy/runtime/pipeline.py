@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .. import faults
 from ..errors import InputError
 from ..tile_grid import round_up
 from .images import to_float_rgb
@@ -149,6 +150,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
 
     def writer() -> None:
         try:
+            faults.point("writer-start")
             consume(_stitched(plan, spec.out_channels, outputs()))
         except BaseException as exc:
             errors.append(exc)
@@ -157,10 +159,14 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
     start = time.perf_counter()
     threads = [threading.Thread(target=reader, name="hermes-reader", daemon=True),
                threading.Thread(target=writer, name="hermes-writer", daemon=True)]
-    for t in threads:
-        t.start()
+    started: list[threading.Thread] = []
     ctx = np.ascontiguousarray(context[:1], np.float32)
     try:
+        # started inside the try: an interrupt between two starts still joins the first,
+        # so no thread is cut off mid-write when the interpreter exits
+        for t in threads:
+            t.start()
+            started.append(t)
         while not stop.is_set():
             item = _get(q_in, stop)
             if item is _END:
@@ -169,6 +175,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
             t0 = time.perf_counter()
             out = runner.infer(tiles, ctx)
             stats.compute_seconds += time.perf_counter() - t0
+            faults.point("tiles")
             if progress is not None:
                 progress(len(indices))
             if not _put(q_out, (indices, out[: len(indices)]), stop):
@@ -178,7 +185,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
         raise
     finally:
         _put(q_out, _END, stop)
-        for t in threads:
+        for t in started:
             t.join()
     if errors:
         raise errors[0]
@@ -276,6 +283,7 @@ def _restore_file(runner, source, output, options, max_pixels, progress_factory)
 
     start = time.perf_counter()
     src = ImageSource(source, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+    faults.point("file-start")
     info = src.info
     spec = runner.spec
     plan = make_plan(spec, info.height, info.width, options)

@@ -43,6 +43,18 @@ class TileOptions:
     context_max_side: int = 1024  # larger images get their context from a downscaled copy
     progress: bool = False
 
+    def __post_init__(self) -> None:
+        # named by the CLI flags that set them: these values reach here from the shell
+        if len(self.tile) != 2 or min(self.tile) < 1:
+            raise InputError(f"--tile must be positive, got {'x'.join(map(str, self.tile))}")
+        if self.overlap is not None and self.overlap < 0:
+            raise InputError(f"--overlap must be 0 or more input pixels, got {self.overlap}")
+        if self.batch < 1:
+            raise InputError(f"--batch must be 1 or more, got {self.batch}")
+        if self.context_max_side < 1:
+            raise InputError(f"--context-size must be 1 or more pixels, got "
+                             f"{self.context_max_side}")
+
 
 def blend_profile(tile: int, scale: int, lead: bool, trail: bool, overlap: int) -> np.ndarray:
     """1-D output-space weights of one tile; ``lead``/``trail``: the edge is interior."""
@@ -142,10 +154,26 @@ def make_plan(spec, height: int, width: int, options: TileOptions) -> TilePlan:
 
 
 def check_options(spec, options: TileOptions) -> None:
-    """Refuse tile settings that cannot work for any image (before a batch starts)."""
+    """Refuse tile settings that cannot work for an image larger than one tile, before a
+    batch starts, naming the values as the user gave them (see :func:`axis_starts`: a
+    tile, rounded up to the size multiple, must exceed the overlap by that multiple)."""
+    m = max(1, spec.size_multiple)
     overlap = spec.tile_overlap if options.overlap is None else options.overlap
-    tile = spec.tile or options.tile
-    if overlap < 0 or min(tile) < 1 or overlap >= min(tile):
-        raise InputError(f"overlap {overlap} must be smaller than the tile {tile[0]}x{tile[1]}; "
-                         "raise --tile or lower --overlap")
-    make_plan(spec, *tile, options)
+    said_overlap = (f"--overlap {overlap}" if options.overlap is not None
+                    else f"the model's recommended overlap of {overlap}px (set --overlap to change it)")
+    if spec.tile is not None:
+        make_plan(spec, *spec.tile, options)  # refuses a --tile other than the graph's own
+        tile, said_tile = tuple(spec.tile), f"this graph's fixed tile {spec.tile[0]}x{spec.tile[1]}"
+    else:
+        tile = tuple(options.tile)
+        said_tile = f"--tile {tile[0]}x{tile[1]}"
+    rounded = tuple(round_up(t, m) for t in tile)
+    if rounded != tile:
+        said_tile += f" (rounded up to {rounded[0]}x{rounded[1]}, the model's size multiple is {m})"
+    if min(rounded) - overlap < m:
+        most = min(rounded) - m
+        fix = f"--overlap {most} or less" if most else "--overlap 0"
+        if spec.tile is None:
+            fix = f"--tile {round_up(overlap + m, m)} or more, or {fix}"
+        raise InputError(f"{said_tile} leaves no room for {said_overlap}: a tile must exceed the "
+                         f"overlap by at least {m}px; use {fix}")
