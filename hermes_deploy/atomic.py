@@ -79,7 +79,6 @@ def _claim(folder: Path) -> str:
     if fcntl is None:
         return tag
     if folder not in _SWEPT:
-        _SWEPT.add(folder)
         sweep(folder)
     lock = folder / f".hermes-run-{tag}.lock"
     new = folder / f".hermes-run-{tag}.lock.new"
@@ -137,9 +136,11 @@ def _dead(lock: Path, is_new: bool) -> bool:
 
 def sweep(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporaries of dead runs in ``folder``; returns what was removed."""
-    folder = Path(folder)
+    folder = Path(os.path.abspath(folder))
     if fcntl is None:
         return []
+    with _GUARD:
+        _SWEPT.add(folder)
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(".") and ".hermes-" in e.name]
     except OSError:

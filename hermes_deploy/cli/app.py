@@ -14,6 +14,7 @@ from .common import JsonOpt, ModelArg, PrecisionOpt, ScaleOpt, ThreadsOpt, guard
 from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
+from .triton_cmd import triton
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Deploy HERMES-IR/SR image restoration and super-resolution models.")
@@ -192,6 +193,7 @@ app.command("infer")(infer)
 app.command("bench")(bench)
 app.command("calibrate")(calibrate)
 app.command("build")(build)
+app.command("triton")(triton)
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -212,7 +214,7 @@ def main() -> None:
 
     install()
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="hermes-export", standalone_mode=False)
     except typer.Abort:
         print("hermes-export: aborted", file=sys.stderr)
         code = 130

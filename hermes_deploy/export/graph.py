@@ -13,7 +13,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_paths
 from ..errors import ExportError
 from ..optional import has, require
 from ..spec import METADATA_KEY, ModelSpec
@@ -107,15 +107,18 @@ def attach_spec(model, spec: ModelSpec) -> None:
     entry.key, entry.value = METADATA_KEY, spec.to_json()
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """Check and write an ONNX model atomically (temporary file + rename)."""
+def save_models(*pairs) -> list[Path]:
+    """Write ``(model, path)`` pairs that belong together (a main graph and its context
+    graph): all are renamed into place only once every one is written, so an interrupt
+    or a full disk never leaves one without the other."""
     import onnx
 
-    path = Path(path)
+    paths = [Path(p) for _, p in pairs]
     try:
-        with atomic_path(path) as tmp:
-            onnx.save(model, str(tmp))
+        with atomic_paths(*paths) as temps:
+            for (model, _), tmp in zip(pairs, temps):
+                onnx.save(model, str(tmp))
     except OSError as exc:
-        raise ExportError(f"cannot write '{path}': {exc.strerror or exc}; check free space and "
-                          "permissions") from None
-    return path
+        raise ExportError(f"cannot write '{paths[-1]}': {exc.strerror or exc}; check free "
+                          "space and permissions") from None
+    return paths

@@ -32,7 +32,7 @@ from ..cache import source_hash
 from ..errors import InputError
 from ..spec import ModelSpec
 from . import custom_ops
-from .graph import ExportError, attach_spec, clean_graph, save_model
+from .graph import ExportError, attach_spec, clean_graph, save_models
 
 TARGETS = ("portable", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
@@ -212,8 +212,7 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
     attach_spec(context_model, spec.replace(precision="fp32", target="portable"))
     check(main)
     check(context_model)
-    save_model(context_model, context_path)
-    save_model(main, output)
+    save_models((context_model, context_path), (main, output))
     counts: dict[str, int] = {}
     for node in main.graph.node:
         key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type

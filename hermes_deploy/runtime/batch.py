@@ -114,11 +114,11 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
                          f"({', '.join(INPUT_SUFFIXES)})")
     # bad tile settings fail the whole batch at once, not every file in turn
     check_options(runner.spec, options)
-    check_writable(outdir)
     output_suffix(fmt, ".png")  # validate the format early
     stale = sweep(outdir)
     if stale:
         say(f"removed {len(stale)} temporary file(s) left in {outdir} by an interrupted run")
+    check_writable(outdir)
     inputs_ids = {fid: p for p in sources if (fid := _file_id(p)) is not None}
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
     start = time.perf_counter()

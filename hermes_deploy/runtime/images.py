@@ -371,10 +371,20 @@ class ImageSink:
         self._tmp_tif = self._tmp_out = None
 
 
+def _full(folder: Path) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
 def output_error(path: Path, exc: OSError, what: str | None = None) -> OutputError:
     """One line for an OSError while writing ``path`` (``what``: how to name the file)."""
     name = f"{what} {path.name}" if what else path.name
-    if exc.errno == errno.ENOSPC:
+    if exc.errno == errno.ENOSPC or (exc.errno is None and _full(path.parent)):
+        # (tifffile reports a short write without an errno: ask the filesystem)
         return OutputError(f"{name}: disk full while writing; free space or choose another "
                            "output folder")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

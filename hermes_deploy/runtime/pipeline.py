@@ -113,6 +113,38 @@ def _stitched(plan: TilePlan, channels: int, outputs: Iterator) -> Iterator[np.n
                 yield from stitcher.finish_row(r)
 
 
+class _Worker(threading.Thread):
+    """A daemon thread that says when it has finished, in a way an interrupt cannot
+    corrupt: on Python 3.11 a ``join()`` cut short by a signal can mark a thread that is
+    still running as stopped, so ``is_alive()`` cannot be trusted after an interrupt."""
+
+    def __init__(self, target, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._work()
+        finally:
+            self.finished.set()
+
+
+def _join(workers: list[_Worker], stop: threading.Event) -> None:
+    """Wait for every worker even if an interrupt lands meanwhile (then re-raise it): a
+    writer cut off at interpreter exit would leave its temporaries behind."""
+    pending: BaseException | None = None
+    for w in workers:
+        while not w.finished.is_set():
+            try:
+                w.finished.wait()
+            except BaseException as exc:
+                stop.set()
+                pending = pending or exc
+    if pending is not None:
+        raise pending
+
+
 def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray],
               context: np.ndarray, consume: Callable[[Iterator[np.ndarray]], None],
               batch: int = 1, progress=None) -> RunStats:
@@ -157,9 +189,8 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
             stop.set()
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=reader, name="hermes-reader", daemon=True),
-               threading.Thread(target=writer, name="hermes-writer", daemon=True)]
-    started: list[threading.Thread] = []
+    threads = [_Worker(reader, "hermes-reader"), _Worker(writer, "hermes-writer")]
+    started: list[_Worker] = []
     ctx = np.ascontiguousarray(context[:1], np.float32)
     try:
         # started inside the try: an interrupt between two starts still joins the first,
@@ -185,8 +216,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
         raise
     finally:
         _put(q_out, _END, stop)
-        for t in started:
-            t.join()
+        _join(started, stop)
     if errors:
         raise errors[0]
     stats.wall_seconds = time.perf_counter() - start

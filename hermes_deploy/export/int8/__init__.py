@@ -160,7 +160,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
     from ...atomic import atomic_path
     from ...calibration import TileReader, load_calibration_images
     from ..ort import context_fn
-    from ..graph import attach_spec, save_model
+    from ..graph import attach_spec, save_models
     from ..onnx_export import check
 
     say = progress or (lambda m: None)
@@ -229,9 +229,10 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         check(final)
         ctx_model = onnx.load(str(ctx_path))
         save_ranges(ranges_out, ranges, method, calibration, op_types)
+        pair = [(final, output)]
         if output.with_name(context_name).resolve() != Path(ctx_path).resolve():
-            save_model(ctx_model, output.with_name(context_name))
-        save_model(final, output)
+            pair.insert(0, (ctx_model, output.with_name(context_name)))
+        save_models(*pair)
     report["seconds"] = time.perf_counter() - start
     if report_path is not None:
         with atomic_path(Path(report_path)) as t:
