@@ -25,7 +25,9 @@ POSIX) there are no locks and nothing is swept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import re
 import secrets
 import tempfile
@@ -35,10 +37,11 @@ from pathlib import Path
 from typing import Iterator
 
 from . import faults
+from .errors import OutputError
 
-try:  # POSIX only; elsewhere nothing is locked or swept
+if os.name == "posix":
     import fcntl
-except ImportError:  # pragma: no cover - not POSIX
+else:  # pragma: no cover - elsewhere nothing is locked or swept
     fcntl = None  # type: ignore[assignment]
 
 _TAG = re.compile(r"\.hermes-(\d+-[0-9a-f]{8})\.")
@@ -236,3 +239,35 @@ def publish(tmp: Path, path: Path) -> None:
         os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
     _forget(Path(os.path.abspath(tmp)))
+
+
+def _full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def write_error(path: Path, exc: OSError, what: str | None = None) -> OutputError:
+    """One line for an OSError while writing ``path`` (``what``: how to name the file)."""
+    name = f"{what} {path.name}" if what else path.name
+    if exc.errno == errno.ENOSPC or (exc.errno is None and _full(path.parent)):
+        # (tifffile reports a short write without an errno: ask the filesystem)
+        return OutputError(f"{name}: disk full while writing; free space or choose another "
+                           "output folder")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {name} to '{path.parent}' (permission denied); choose "
+                           "a writable output folder with -o")
+    return OutputError(f"{name}: cannot write ({exc.strerror or exc}); check the output "
+                       "folder")
+
+
+def write_text(path: str | os.PathLike, text: str, what: str | None = None) -> Path:
+    """Write a small text file atomically; a failure is one :class:`OutputError` line."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    except OSError as exc:
+        raise write_error(path, exc, what) from None
+    return path

@@ -88,3 +88,9 @@ class PluginUnavailableError(HermesError):
 
 class KernelCompileError(HermesError):
     """A plugin kernel cannot be compiled into PTX that TensorRT can launch."""
+
+
+# -- scale-out -------------------------------------------------------------------------
+
+class ServingError(HermesError):
+    """A model server (a local tritonserver) cannot start, or stopped answering."""

@@ -25,12 +25,16 @@ EXTRAS = {
     "tensorrt": "tensorrt",
     "triton": "plugins",
     "openvino": "openvino",
+    "ray": "ray",  # Ray Data batch inference (hermes-export infer --ray)
+    "tritonclient": "triton-server",  # Triton Inference Server: client and model-config protobuf
+    "pytriton": "triton-server",  # nvidia-pytriton: a runnable tritonserver (Python backend only)
     "pyvips": "",  # core dependencies: "" = no extra, the install itself is incomplete
     "torch": "",
 }
 
 # pip distribution names where they differ from the module name
-PACKAGES = {"onnx_graphsurgeon": "onnx-graphsurgeon", "tensorrt_rtx": "tensorrt-rtx"}
+PACKAGES = {"onnx_graphsurgeon": "onnx-graphsurgeon", "tensorrt_rtx": "tensorrt-rtx",
+            "ray": "ray[data]", "pytriton": "nvidia-pytriton"}
 
 
 def has(module: str) -> bool:

@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("export", ("export",)),
     ("engines", ("engines",)),
     ("checks", ("checks",)),
+    ("scaleout", ("scaleout",)),
     ("cli", ("cli",)),
 ]
 # Layers that must never import torch, not even lazily.

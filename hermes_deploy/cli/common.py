@@ -8,7 +8,9 @@ traceback for a user mistake.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
+from pathlib import Path
 from typing import Iterator
 
 import typer
@@ -47,11 +49,17 @@ def guarded() -> Iterator[None]:
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", 130)
         name = exc.args[0] if getattr(exc, "signum", None) else "SIGINT"
-        typer.echo(f"hermes-export: interrupted ({name}); finished outputs are kept and nothing "
-                   "partial is left; run the same command again to resume", err=True)
+        typer.echo(f"hermes-export: interrupted ({name}); nothing partial was left behind; run the "
+                   "command again to finish (infer skips the outputs already done)", err=True)
         raise typer.Exit(code) from None
     except MemoryError:
         fail("out of memory; use a smaller input, tile or batch")
+    except OSError as exc:  # a write that no module turned into a HermesError
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        from ..atomic import write_error
+
+        fail(str(write_error(Path(exc.filename or "output"), exc)))
 
 
 def echo_err(text: str) -> None:
