@@ -6,7 +6,8 @@ timer could only hit by luck. ``HERMES_FAULTS="point=action,..."`` names the poi
 an action is a signal name (``SIGINT``, ``SIGTERM``, ``SIGKILL``), delivered to this
 process with :func:`os.kill` - the same delivery as from outside, from whichever thread
 reaches the point - or ``pause:<path>``, which waits until ``<path>`` exists (a test
-holding a run mid-file). Each point fires once per process.
+holding a run mid-file). Each planned point fires once per process; ``name#n`` fires at
+the n-th time the point is reached.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ _PLAN = dict(item.split("=", 1) for item in os.environ.get("HERMES_FAULTS", "").
              if "=" in item)
 
 
+_SEEN: dict[str, int] = {}
+
+
 def point(name: str) -> None:
-    """Reach the fault point ``name``; does nothing unless a test planned a fault there."""
-    if not _PLAN or name not in _PLAN:
+    """Reach the fault point ``name``; does nothing unless a test planned a fault there
+    (``name`` fires the first time, ``name#3`` the third)."""
+    if not _PLAN:
         return
-    action = _PLAN.pop(name)
+    _SEEN[name] = _SEEN.get(name, 0) + 1
+    key = name if name in _PLAN else f"{name}#{_SEEN[name]}"
+    if key not in _PLAN:
+        return
+    action = _PLAN.pop(key)
     if action.startswith("pause:"):
         release = action[len("pause:"):]
         while not os.path.exists(release):

@@ -69,6 +69,11 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
           report: Path = typer.Option(None, "--report", help="Write a JSON report here "
                                       "(default: OUTPUT/hermes-report.json)."),
           progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+          ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster: local (start one "
+                                  "here), auto, host:6379 or ray://host:10001 "
+                                  "(pip install 'hermes-deploy[ray]')."),
+          actors: int = typer.Option(2, "--actors", help="With --ray: runners at once (one "
+                                     "loaded model each)."),
           json_out: bool = JsonOpt) -> None:
     """Restore / upscale images with tiled inference (any size, one or thousands)."""
     with guarded():
@@ -91,16 +96,24 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
             items.append(str(_write_sample(output)))
         if not items:
             raise InputError("no inputs; pass image files, folders or globs (or --sample)")
-        runner, why = open_runner(model, backend, threads=threads, precision=precision,
-                                  say=lambda m: echo_err(f"... {m}"))
-        with runner:
-            s = runner.spec
-            echo_err(f"backend: {runner.name} - {why}")
-            echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
-                     f"{s.tile_overlap if overlap is None else overlap}px")
-            result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
-                               max_pixels=max_pixels, say=echo_err,
-                               progress_factory=_progress_factory(progress))
+        if ray is not None:
+            from ..scaleout.ray_batch import run_ray_batch
+
+            result = run_ray_batch(items, output, model=model, backend=backend, options=options,
+                                   fmt=fmt, overwrite=overwrite, max_pixels=max_pixels,
+                                   precision=precision, threads=threads, actors=actors,
+                                   address=ray, say=echo_err, progress=progress)
+        else:
+            runner, why = open_runner(model, backend, threads=threads, precision=precision,
+                                      say=lambda m: echo_err(f"... {m}"))
+            with runner:
+                s = runner.spec
+                echo_err(f"backend: {runner.name} - {why}")
+                echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
+                         f"{s.tile_overlap if overlap is None else overlap}px")
+                result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
+                                   max_pixels=max_pixels, say=echo_err,
+                                   progress_factory=_progress_factory(progress))
         data = result.to_dict()
         faults.point("report")
         try:

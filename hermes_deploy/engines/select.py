@@ -99,6 +99,8 @@ def open_runner(model: str, backend: str = "auto", threads: int = 0, say=None,
     """Return ``(runner, reason)`` for ``model`` on ``backend`` (see module doc)."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if threads < 0:
+        raise InputError(f"--threads must be 0 (all cores) or more, got {threads}")
     suffix = Path(model).suffix.lower()
     if suffix in (".engine", ".plan", ".trt"):
         if backend not in ("auto", "tensorrt"):

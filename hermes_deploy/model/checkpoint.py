@@ -46,12 +46,15 @@ def save_checkpoint(model: Hermes, path: str | os.PathLike, extra: dict[str, str
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "config": model.config.to_json(), "package_version": _package_version()}
     meta.update(extra or {})
+    from safetensors import SafetensorError
+
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint '{path}': {exc.strerror or exc}; "
-                              "check free space and permissions") from None
+    except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
+        raise CheckpointError(f"cannot write checkpoint '{path}': "
+                              f"{getattr(exc, 'strerror', None) or exc}; check free space and "
+                              "permissions") from None
     return path
 
 

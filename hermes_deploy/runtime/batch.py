@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..atomic import atomic_path, discard, sweep, temp_file
+from ..atomic import discard, sweep, temp_file, write_text
 from ..errors import HermesError, InputError
 from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from .images import OutputError, output_suffix
@@ -187,13 +187,7 @@ def check_report_path(path: Path) -> None:
 def write_report(path: Path, data: dict) -> None:
     """Write the JSON run report atomically; a failure is one :class:`OutputError` line."""
     check_report_path(path)
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2))
-    except OSError as exc:
-        from .images import output_error
-
-        raise output_error(path, exc, what="the run report") from None
+    write_text(path, json.dumps(data, indent=2), what="the run report")
 
 
 def _named(source: Path, message: str) -> str:

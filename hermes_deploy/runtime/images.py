@@ -22,7 +22,6 @@ grey rows.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import faults
-from ..atomic import discard, publish, temp_file
+from ..atomic import discard, publish, temp_file, write_error
 from ..errors import InputError, OutputError
 from ..formats import STREAMING_LOADERS, STREAMING_NAMES
 from ..optional import require
@@ -288,7 +287,7 @@ class ImageSink:
             self._tmp_out = temp_file(self.path, f".partial{self.path.suffix}")
         except OSError as exc:
             self._cleanup()
-            raise output_error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
         try:
             dtype = np.uint16 if self.depth == 16 else np.uint8
             tifffile.imwrite(self._tmp_tif, self._segments(strips), shape=self._shape(),
@@ -316,7 +315,7 @@ class ImageSink:
             publish(self._tmp_out, self.path)
             self._tmp_out = None
         except OSError as exc:
-            raise output_error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
         except pyvips.Error as exc:
             if "space" in str(exc).lower():
                 raise OutputError(f"{self.path.name}: disk full while writing; free space or "
@@ -369,26 +368,3 @@ class ImageSink:
             if tmp is not None:
                 discard(tmp)
         self._tmp_tif = self._tmp_out = None
-
-
-def _full(folder: Path) -> bool:
-    import shutil
-
-    try:
-        return shutil.disk_usage(folder).free < (1 << 20)
-    except OSError:
-        return False
-
-
-def output_error(path: Path, exc: OSError, what: str | None = None) -> OutputError:
-    """One line for an OSError while writing ``path`` (``what``: how to name the file)."""
-    name = f"{what} {path.name}" if what else path.name
-    if exc.errno == errno.ENOSPC or (exc.errno is None and _full(path.parent)):
-        # (tifffile reports a short write without an errno: ask the filesystem)
-        return OutputError(f"{name}: disk full while writing; free space or choose another "
-                           "output folder")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"cannot write {name} to '{path.parent}' (permission denied); choose "
-                           "a writable output folder with -o")
-    return OutputError(f"{name}: cannot write ({exc.strerror or exc}); check the output "
-                       "folder")

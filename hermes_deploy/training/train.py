@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..atomic import write_error
 from ..model.checkpoint import save_checkpoint
 from ..model.config import preset
 from ..model.moe import GENERATIVE, load_balancing_loss, router_entropy
@@ -93,6 +94,21 @@ def validate(model: Hermes, scale: int, photos: tuple[str, ...], images=None) ->
             "per_image": {s.name: round(s.psnr, 3) for s in report.images}}
 
 
+def _open_log(path: Path, mode: str):
+    try:
+        return path.open(mode)
+    except OSError as exc:
+        raise write_error(path, exc, "the training log") from None
+
+
+def _log(log, path: Path, entry: dict) -> None:
+    try:
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+    except OSError as exc:
+        raise write_error(path, exc, "the training log") from None
+
+
 def _checkpoint_record(cfg: TrainConfig, step: int, val: dict, **more: str) -> dict[str, str]:
     """Checkpoint metadata recording how the weights were made."""
     return {"train_config": json.dumps(asdict(cfg)), "train_step": str(step),
@@ -144,47 +160,48 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
     val = {"psnr": float("nan"), "gain": float("nan")}
     ema = None
     step = 0
-    with log_path.open("w") as log:
-        if cfg.steps == 0 and cfg.progress:
-            bar.write("stage 1 skipped (--steps 0)")
-        for step in range(1, cfg.steps + 1):
-            model.train()
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step - 1, cfg)
-            lq, gt = sampler.next_batch()
-            loss, l1, gates = train_step_loss(model, lq, gt, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            value = float(loss.detach())
-            if step == 1:
-                first_loss = value
-            last_loss = value
-            ema = value if ema is None else 0.98 * ema + 0.02 * value
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{ema:.4f}", val=f"{val['psnr']:.2f}")
-            timed_out = cfg.max_minutes and (time.monotonic() - start) > cfg.max_minutes * 60
-            if (cfg.val_every and step % cfg.val_every == 0) or step == cfg.steps or timed_out:
-                model.eval()
-                val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val
-                entry = {"step": step, "loss": ema, "lr": _lr_at(step - 1, cfg),
-                         "seconds": round(time.monotonic() - start, 1), "val": val,
-                         "utilization": gates.mean(0).tolist()}
-                history.append(entry)
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-                extra = _checkpoint_record(cfg, step, val)
-                save_checkpoint(model, out_dir / "last.safetensors", extra=extra)
-                save_checkpoint(model, out_dir / f"step{step:05d}.safetensors", extra=extra)
+    try:
+        with _open_log(log_path, "w") as log:
+            if cfg.steps == 0 and cfg.progress:
+                bar.write("stage 1 skipped (--steps 0)")
+            for step in range(1, cfg.steps + 1):
+                model.train()
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(step - 1, cfg)
+                lq, gt = sampler.next_batch()
+                loss, l1, gates = train_step_loss(model, lq, gt, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                value = float(loss.detach())
+                if step == 1:
+                    first_loss = value
+                last_loss = value
+                ema = value if ema is None else 0.98 * ema + 0.02 * value
                 if bar is not None:
-                    bar.write(f"step {step}: loss {ema:.4f}, val PSNR-Y {val['psnr']:.3f} dB "
-                              f"({val['gain']:+.3f} vs bicubic)")
-            if timed_out:
-                break
-    if bar is not None:
-        bar.close()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{ema:.4f}", val=f"{val['psnr']:.2f}")
+                timed_out = cfg.max_minutes and (time.monotonic() - start) > cfg.max_minutes * 60
+                if (cfg.val_every and step % cfg.val_every == 0) or step == cfg.steps or timed_out:
+                    model.eval()
+                    val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val
+                    entry = {"step": step, "loss": ema, "lr": _lr_at(step - 1, cfg),
+                             "seconds": round(time.monotonic() - start, 1), "val": val,
+                             "utilization": gates.mean(0).tolist()}
+                    history.append(entry)
+                    _log(log, log_path, entry)
+                    extra = _checkpoint_record(cfg, step, val)
+                    save_checkpoint(model, out_dir / "last.safetensors", extra=extra)
+                    save_checkpoint(model, out_dir / f"step{step:05d}.safetensors", extra=extra)
+                    if bar is not None:
+                        bar.write(f"step {step}: loss {ema:.4f}, val PSNR-Y {val['psnr']:.3f} dB "
+                                  f"({val['gain']:+.3f} vs bicubic)")
+                if timed_out:
+                    break
+    finally:  # closed before any error line is printed, which would land on the bar's line
+        if bar is not None:
+            bar.close()
     if cfg.router_steps:
         from .router import calibrate_router
 
@@ -199,8 +216,8 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
         entry = {"step": step, "stage": "router", "router_steps": cfg.router_steps,
                  "seconds": round(time.monotonic() - start, 1), "val": val}
         history.append(entry)
-        with log_path.open("a") as log:
-            log.write(json.dumps(entry) + "\n")
+        with _open_log(log_path, "a") as log:
+            _log(log, log_path, entry)
         save_checkpoint(model, out_dir / "last.safetensors",
                         extra=_checkpoint_record(cfg, step, val, router_steps=str(cfg.router_steps)))
     model.moe.router_noise = 0.0

@@ -1,7 +1,5 @@
-"""``hermes-export infer --ray local --actors 2``: the Ray path from the shell.
-
-Skipped until ``infer`` has the ``--ray`` option (wired in cli/infer_cmd.py to
-:func:`hermes_deploy.scaleout.ray_batch.run_ray_batch`)."""
+"""``hermes-export infer --ray local --actors 2``: the Ray path from the shell, against
+the local ``infer`` of the same files."""
 
 from __future__ import annotations
 
@@ -22,8 +20,6 @@ def _cli(*args):
 @pytest.mark.slow
 def test_infer_ray_flag(default_onnx, tmp_path):
     need("ray", "'hermes-deploy[ray]'")
-    if "--ray" not in _cli("infer", "--help").stdout:
-        pytest.skip("hermes-export infer has no --ray option yet")
     src = tmp_path / "in"
     write_photos(src, 3)
     (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")

@@ -157,7 +157,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
     """
     import onnx
 
-    from ...atomic import atomic_path
+    from ...atomic import write_text
     from ...calibration import TileReader, load_calibration_images
     from ..ort import context_fn
     from ..graph import attach_spec, save_models
@@ -235,7 +235,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         save_models(*pair)
     report["seconds"] = time.perf_counter() - start
     if report_path is not None:
-        with atomic_path(Path(report_path)) as t:
-            t.write_text(json.dumps(report, indent=2, default=float))
+        write_text(Path(report_path), json.dumps(report, indent=2, default=float),
+                   what="the calibration report")
     return Int8Result(path=output, context_path=output.with_name(context_name), ranges_path=ranges_out,
                       spec=new_spec, report=report, seconds=report["seconds"])

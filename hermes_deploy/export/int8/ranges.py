@@ -93,15 +93,13 @@ def calibrate_ranges(model, reader, method: str = "entropy", op_types: Sequence[
 
 def save_ranges(path: str | os.PathLike, ranges: dict[str, tuple[float, float]], method: str,
                 calibration: dict, op_types: Sequence[str]) -> Path:
-    from ...atomic import atomic_path
+    from ...atomic import write_text
 
     path = Path(path)
     doc = {"format": RANGES_FORMAT, "version": RANGES_VERSION, "method": method,
            "op_types": list(op_types), "calibration": calibration,
            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(ranges.items())}}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-    return path
+    return write_text(path, json.dumps(doc, indent=1, sort_keys=True), what="the ranges file")
 
 
 def load_ranges(path: str | os.PathLike) -> tuple[dict[str, tuple[float, float]], dict]:
