@@ -76,7 +76,7 @@ if(NOT _hermes_trt_missing)
   endif()
   target_sources(hermes PRIVATE "${_hermes_trt_src}/tensorrt_backend.cpp")
   # imported targets: their headers are SYSTEM, so their warnings stay out of ours
-  target_link_libraries(hermes PRIVATE TensorRT::nvinfer CUDA::cudart)
+  target_link_libraries(hermes PRIVATE TensorRT::nvinfer CUDA::cudart ${CMAKE_DL_LIBS})  # dlopen: plugin libraries
   target_compile_definitions(hermes PRIVATE HERMES_HAVE_TENSORRT=1)
   # an installed libhermes finds libnvinfer and cudart where they were found here
   get_filename_component(_hermes_trt_libdir "${TensorRT_LIBRARY}" DIRECTORY)

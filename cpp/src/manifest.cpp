@@ -171,6 +171,18 @@ std::string path_name(const std::string &path) {
     return last;
 }
 
+std::string plugin_library_path(const std::string &engine_path, const std::string &recorded) {
+    // os.path.dirname: everything before the last '/', trailing slashes dropped unless all slashes
+    const size_t slash = engine_path.rfind('/');
+    std::string head = slash == std::string::npos ? "" : engine_path.substr(0, slash + 1);
+    if (head.find_first_not_of('/') != std::string::npos)
+        while (!head.empty() && head.back() == '/') head.pop_back();
+    // os.path.join(head, recorded)
+    if (!recorded.empty() && recorded[0] == '/') return recorded;
+    if (head.empty() || head.back() == '/') return head + recorded;
+    return head + "/" + recorded;
+}
+
 Manifest parse_manifest(const std::string &json_text, const std::string &source) {
     try {
         const json j = json::parse(json_text);
@@ -261,6 +273,8 @@ std::string rebuild_command(const Manifest &m, const std::string &engine_path, c
     if (py_truthy(get("workspace_mb"))) parts.insert(parts.end(), {"--workspace", py_str(get("workspace_mb"))});
     if (!get("optimization_level").is_null())
         parts.insert(parts.end(), {"--builder-optimization-level", py_str(get("optimization_level"))});
+    for (const PluginLibrary &lib : m.plugin_libraries)
+        parts.insert(parts.end(), {"--plugins", plugin_library_path(engine_path, lib.path)});
     return join(parts, " ");
 }
 
@@ -329,6 +343,18 @@ void check_manifest(const Manifest &m, const std::string &engine_path, const Run
         if (current != m.onnx_sha256)
             fail(HERMES_ERR_MISMATCH, path_name(*onnx_path) + " changed since engine " + name +
                                           " was built from it (sha256 " + m.onnx_sha256.substr(0, 12) + " -> " +
+                                          current.substr(0, 12) + "); " + how);
+    }
+    for (const PluginLibrary &lib : m.plugin_libraries) {
+        const std::string path = plugin_library_path(engine_path, lib.path);
+        if (!is_file(path))
+            fail(HERMES_ERR_IO, "plugin library " + path + " that engine " + name +
+                                    " needs does not exist (the manifest records " + lib.path +
+                                    ", relative to the engine's folder); put it there or " + how);
+        const std::string current = file_sha256(path);
+        if (current != lib.sha256)
+            fail(HERMES_ERR_MISMATCH, "plugin library " + path + " is not the one engine " + name +
+                                          " was built with (sha256 " + lib.sha256.substr(0, 12) + " -> " +
                                           current.substr(0, 12) + "); " + how);
     }
     if (check_engine_file) {

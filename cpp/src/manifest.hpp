@@ -37,9 +37,10 @@ struct PluginInfo {  // a custom op node of the ONNX
     std::string name, version, plugin_namespace;
 };
 
-// C++ only, optional key `plugin_libraries`: shared libraries of TensorRT plugins the
-// engine needs, loaded before it is deserialized. `path` is relative to the engine's
-// folder or absolute; the file must have `sha256`.
+// Optional key `plugin_libraries` (manifest.py's EngineManifest.plugin_libraries, written
+// by hermes-export build --plugins): shared libraries of TensorRT plugins the engine needs,
+// loaded before it is deserialized. `path` is relative to the engine's folder or
+// absolute; check_manifest() requires the file with its `sha256`.
 struct PluginLibrary {
     std::string path, sha256;
 };
@@ -102,5 +103,9 @@ size_t pick_profile(const std::vector<Profile> &profiles, const std::vector<Name
 
 // The last component of a path, as Python's Path(path).name.
 std::string path_name(const std::string &path);
+
+// Where a recorded plugin library lies: os.path.join(os.path.dirname(engine_path), recorded)
+// (manifest.py's plugin_library_path).
+std::string plugin_library_path(const std::string &engine_path, const std::string &recorded);
 
 }  // namespace hermes

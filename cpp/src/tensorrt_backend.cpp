@@ -8,7 +8,8 @@
 // form of the pip wheel's tensorrt.__version__ (e.g. 10.13.0.35), which is what the
 // manifest records; the GPU is "SM<major><minor>" of cudaGetDeviceProperties. The engine
 // bytes are hashed as they are read (one read, not two). Plugin libraries the manifest
-// lists under `plugin_libraries` are checked by sha256 and loaded once per process.
+// lists under `plugin_libraries` (hermes-export build --plugins) are checked by sha256
+// (check_manifest) and loaded once per process, before the engine is deserialized.
 // The spec comes from the manifest; like runner.py, an engine whose only profile fixes
 // the tile's height and width takes only that tile (and here also: a fixed batch).
 // The context graph, beside the engine, runs on the CPU through open_context_model().
@@ -28,6 +29,7 @@
 // the last error TensorRT logged on this thread.
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
@@ -165,33 +167,66 @@ struct GraphExec {
     }
 };
 
-// ---- plugin libraries: loaded once per process (loading one twice fails in TensorRT)
+// ---- plugin libraries: loaded once per process
+//
+// check_manifest() has already checked that each library the manifest lists exists and
+// has its recorded sha256. Loading is a dlopen: a library built from cpp/plugins/
+// registers its creators while it loads (with the registry of the libnvinfer this
+// process links), as trtexec --staticPlugins and Triton's TensorRT backend expect. A
+// library that did not (or a plain IPluginV3 library without load-time registration) is
+// then registered through its getCreators() entry point with IPluginRegistry::registerCreator.
+// Last, every plugin the manifest lists must be known to the registry.
+
+using GetCreators = nvinfer1::IPluginCreatorInterface *const *(*)(int32_t &);
+
+void register_from_entry_point(void *library, const std::string &path, nvinfer1::IPluginRegistry &registry) {
+    void *symbol = dlsym(library, "getCreators");
+    if (!symbol) return;  // a library that only registers itself at load time
+    GetCreators get = nullptr;
+    std::memcpy(&get, &symbol, sizeof get);
+    int32_t count = 0;
+    nvinfer1::IPluginCreatorInterface *const *creators = get(count);
+    for (int32_t i = 0; creators && i < count; ++i) {
+        nvinfer1::IPluginCreatorInterface *creator = creators[i];
+        if (!creator || std::string(creator->getInterfaceInfo().kind) != "PLUGIN CREATOR_V3ONE") continue;
+        auto *v3 = static_cast<nvinfer1::IPluginCreatorV3One *>(creator);
+        if (registry.getCreator(v3->getPluginName(), v3->getPluginVersion(), v3->getPluginNamespace())) continue;
+        Logger::clear();
+        if (!registry.registerCreator(*creator, v3->getPluginNamespace()))
+            fail(HERMES_ERR_BACKEND, "TensorRT refused plugin " + std::string(v3->getPluginNamespace()) + "::" +
+                                         v3->getPluginName() + " of '" + path + "'" + Logger::reason());
+    }
+}
 
 void load_plugins(const Manifest &m, const std::string &engine_path) {
+    if (m.plugin_libraries.empty()) return;  // plugins embedded in the engine, or none
     static std::mutex lock;
     static std::set<std::string> loaded;
-    const std::string engine = path_name(engine_path);
+    std::lock_guard<std::mutex> hold(lock);
+    nvinfer1::IPluginRegistry *registry = getPluginRegistry();
+    if (!registry) fail(HERMES_ERR_BACKEND, "TensorRT has no plugin registry" + Logger::reason());
     for (const PluginLibrary &lib : m.plugin_libraries) {
-        const std::string path = fs::path(lib.path).is_absolute() ? lib.path : dir_name(engine_path) + "/" + lib.path;
+        const std::string path = plugin_library_path(engine_path, lib.path);
         std::error_code ec;
-        if (!fs::is_regular_file(path, ec))
-            fail(HERMES_ERR_IO, "plugin library '" + path + "' that engine " + engine +
-                                    " needs does not exist; keep it where the manifest says (" + lib.path + ")");
-        if (file_sha256(path) != lib.sha256)
-            fail(HERMES_ERR_MISMATCH, "plugin library " + path_name(path) + " is not the file the manifest of engine " +
-                                          engine + " names (sha256 differs); rebuild the engine: " +
-                                          rebuild_command(m, engine_path));
         const fs::path resolved = fs::canonical(path, ec);
         const std::string canonical = ec ? path : resolved.string();
-        std::lock_guard<std::mutex> hold(lock);
         if (loaded.count(canonical)) continue;
-        nvinfer1::IPluginRegistry *registry = getPluginRegistry();
-        Logger::clear();
-        if (!registry || !registry->loadLibrary(canonical.c_str()))
-            fail(HERMES_ERR_BACKEND, "TensorRT could not load the plugin library '" + path + "'" + Logger::reason() +
-                                         "; is it built for this TensorRT and CUDA?");
+        dlerror();
+        void *library = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);  // kept open for the process
+        if (!library) {
+            const char *why = dlerror();
+            fail(HERMES_ERR_BACKEND, "cannot load the plugin library '" + path + "' (" + (why ? why : "dlopen failed") +
+                                         "); is it built for this TensorRT and CUDA?");
+        }
+        register_from_entry_point(library, path, *registry);
         loaded.insert(canonical);
     }
+    for (const PluginInfo &p : m.plugins)
+        if (!registry->getCreator(p.name.c_str(), p.version.c_str(), p.plugin_namespace.c_str()))
+            fail(HERMES_ERR_MISMATCH, "engine " + path_name(engine_path) + " needs plugin " + p.plugin_namespace + "::" +
+                                          p.name + " v" + p.version +
+                                          ", which none of its plugin libraries registered; rebuild it: " +
+                                          rebuild_command(m, engine_path));
 }
 
 class TrtSession;

@@ -265,3 +265,13 @@ TEST(Manifest, PathName) {
     EXPECT_EQ(hermes::path_name("a/b/."), "b");
     EXPECT_EQ(hermes::path_name("/"), "");
 }
+
+TEST(Manifest, PluginLibraryPathIsPythonsJoin) {
+    // os.path.join(os.path.dirname(engine), recorded), as manifest.py's plugin_library_path
+    EXPECT_EQ(hermes::plugin_library_path("model.engine", "lib.so"), "lib.so");
+    EXPECT_EQ(hermes::plugin_library_path("a/b/model.engine", "lib.so"), "a/b/lib.so");
+    EXPECT_EQ(hermes::plugin_library_path("a/b/model.engine", "../p/lib.so"), "a/b/../p/lib.so");
+    EXPECT_EQ(hermes::plugin_library_path("a//model.engine", "lib.so"), "a/lib.so");
+    EXPECT_EQ(hermes::plugin_library_path("/model.engine", "lib.so"), "/lib.so");
+    EXPECT_EQ(hermes::plugin_library_path("a/model.engine", "/opt/lib.so"), "/opt/lib.so");
+}

@@ -6,6 +6,9 @@ build dynamic profiles, one per repetition (the i-th ``--min`` pairs with the i-
 every other dynamic input at batch size) or explicit ``name:d0xd1x...`` entries joined by
 commas (``input:1x3x64x64,context:1x48``). The engine gets a manifest
 (``model.engine.json``); ``--cache DIR`` reuses an engine built from the same facts.
+``--plugins lib.so`` (full TensorRT) loads a TensorRT plugin library, e.g. the one built
+from ``cpp/plugins/``, for the ``hermes`` nodes of a ``--target tensorrt`` graph, and
+records it with its sha256 in the manifest.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ def build(onnx_file: Path = typer.Argument(..., help="Exported graph (.onnx)."),
           optimization_level: int = typer.Option(None, "--builder-optimization-level",
                                                  help="0 (fast build) to 5 (slow build, fast engine)."),
           cache: Path = typer.Option(None, "--cache", help="Engine cache folder."),
+          plugins: list[Path] = typer.Option(None, "--plugins",
+                                             help="TensorRT plugin library (.so) to load and record "
+                                                  "in the manifest (full TensorRT; repeatable)."),
           json_out: bool = JsonOpt) -> None:
     """Compile an ONNX graph into a TensorRT or TensorRT-RTX engine with a manifest."""
     with guarded():
@@ -102,7 +108,8 @@ def build(onnx_file: Path = typer.Argument(..., help="Exported graph (.onnx)."),
                                compute_capability=compute_capability, workspace_mb=workspace,
                                optimization_level=optimization_level,
                                timing_cache=str(timing_cache) if timing_cache else None,
-                               cache_dir=str(cache) if cache else None)
+                               cache_dir=str(cache) if cache else None,
+                               plugin_libraries=tuple(str(p) for p in plugins or ()))
         result = build_engine(onnx_file, output, options)
         m = result.manifest
         if json_out:

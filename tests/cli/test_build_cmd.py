@@ -125,3 +125,64 @@ def test_full_tensorrt_missing_names_the_extra(exported, tmp_path):
 def test_missing_onnx(tmp_path):
     code, out = _run("build", tmp_path / "absent.onnx", "-o", tmp_path / "x.engine")
     assert code == 2 and "not found" in out
+
+
+# ----------------------------------------------------------------------------- --plugins
+
+
+@pytest.fixture(scope="module")
+def shared_library(tmp_path_factory):
+    """A real (tiny) ELF shared library, built here with the C compiler."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a shared library with")
+    folder = tmp_path_factory.mktemp("plugin-lib")
+    (folder / "p.c").write_text("int hermes_test_plugin(void) { return 1; }\n")
+    lib = folder / "libtest_plugins.so"
+    subprocess.run([cc, "-shared", "-fPIC", str(folder / "p.c"), "-o", str(lib)], check=True)
+    return lib
+
+
+@pytest.fixture
+def stand_in_onnx(tmp_path):
+    """The build checks --plugins before it reads the ONNX: any file will do here."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not read before the plugin checks")
+    return path
+
+
+def _one_line(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_plugins_must_be_a_shared_library(stand_in_onnx, tmp_path):
+    text = tmp_path / "plugins.txt"
+    text.write_text("not a library\n")
+    code, out = _run("build", stand_in_onnx, "-o", tmp_path / "m.engine", "--trt", "tensorrt",
+                     "--plugins", text)
+    assert code == 2
+    assert "is not a shared library (no ELF header)" in _one_line(out) and str(text) in out
+    code, out = _run("build", stand_in_onnx, "-o", tmp_path / "m.engine", "--trt", "tensorrt",
+                     "--plugins", tmp_path / "absent.so")
+    assert code == 2 and "plugin library" in _one_line(out) and "not found" in out
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_plugins_refused_for_tensorrt_rtx(stand_in_onnx, shared_library, tmp_path):
+    code, out = _run("build", stand_in_onnx, "-o", tmp_path / "m.engine", "--trt", "tensorrt-rtx",
+                     "--plugins", shared_library)
+    assert code == 2
+    line = _one_line(out)
+    assert "TensorRT-RTX cannot load plugin libraries" in line and "--trt tensorrt" in line
+
+
+def test_a_real_shared_library_passes_the_plugin_checks(stand_in_onnx, shared_library, tmp_path):
+    code, out = _run("build", stand_in_onnx, "-o", tmp_path / "m.engine", "--trt", "tensorrt",
+                     "--plugins", shared_library)
+    assert code == 2  # no full TensorRT here (or a stand-in ONNX it cannot parse)
+    assert "plugin library" not in out, out

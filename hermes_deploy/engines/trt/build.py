@@ -3,8 +3,10 @@
 ``build(onnx_path, engine_path, BuildOptions(...))``:
 
 1. reads the ONNX facts (sha256, ModelSpec, precision, ``hermes`` custom-op plugins);
-2. registers the HERMES TensorRT plugins when the graph has plugin nodes
-   (:mod:`hermes_deploy.engines.trt.plugins`);
+2. registers the HERMES TensorRT plugins when the graph has plugin nodes: from the
+   plugin libraries of ``plugin_libraries`` (``--plugins``, e.g. ``cpp/plugins/``'s
+   ``libhermes_trt_plugins.so``, full TensorRT only), recorded with their sha256 in the
+   manifest, or else the Python ones of :mod:`hermes_deploy.engines.trt.plugins`;
 3. resolves the optimization profiles: explicit ones, a static profile for ``tile``,
    or :func:`~hermes_deploy.engines.trt.compile.default_profiles`;
 4. looks the engine up in ``cache_dir`` under :func:`~hermes_deploy.engines.trt.manifest.cache_key`
@@ -19,6 +21,7 @@ islands or an INT8 Q/DQ graph builds as such, with no builder precision flags.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import time
@@ -27,8 +30,8 @@ from pathlib import Path
 from typing import Mapping, Sequence, Union
 
 from ... import __version__
-from ...atomic import atomic_path
-from ...errors import InputError
+from ...atomic import atomic_paths
+from ...errors import InputError, PluginUnavailableError
 from ...optional import has
 from . import compile as compiler
 from . import manifest as mf
@@ -48,6 +51,8 @@ class BuildOptions:
     else ``profiles`` (a list of ``{input: (min, opt, max)}``); else the default dynamic
     profile around a 256x256 tile. ``compute_capability`` is the RTX target (``SM89``
     default; full TensorRT builds for its local GPU). ``cache_dir`` enables the cache.
+    ``plugin_libraries``: TensorRT plugin libraries (``.so``) to load before parsing; the
+    manifest records each with its sha256 (full TensorRT only).
     """
 
     flavour: Flavour | str = Flavour.RTX
@@ -59,6 +64,7 @@ class BuildOptions:
     optimization_level: int | None = None
     timing_cache: str | None = None
     cache_dir: str | None = None
+    plugin_libraries: Sequence[str] = ()
 
 
 @dataclass
@@ -90,9 +96,16 @@ def build(onnx_path: PathLike, engine_path: PathLike, options: BuildOptions = Bu
     onnx_file = Path(onnx_path)
     if not onnx_file.is_file():
         raise InputError(f"ONNX model '{onnx_file}' not found; export it with hermes-export onnx")
+    if options.plugin_libraries and flavour is Flavour.RTX:
+        raise PluginUnavailableError(
+            "TensorRT-RTX cannot load plugin libraries (--plugins): it has no plugin layers; "
+            "build with --trt tensorrt, or export with --target portable for TensorRT-RTX")
+    libraries = [mf.plugin_library_record(lib, engine_path) for lib in options.plugin_libraries]
     trt, version = mf.running_trt(options.flavour)
     facts = mf.onnx_facts(onnx_file)
-    if facts["plugins"]:
+    if libraries:
+        _load_plugin_libraries(trt, options.plugin_libraries, facts["plugins"])
+    elif facts["plugins"]:
         from .plugins import register_plugins
 
         register_plugins(trt, facts["plugins"])
@@ -104,23 +117,35 @@ def build(onnx_path: PathLike, engine_path: PathLike, options: BuildOptions = Bu
                    "timing_cache": Path(options.timing_cache).name if options.timing_cache else None}
     key = mf.cache_key(flavour=flavour.value, trt_version=version, compute_capability=target,
                        onnx_sha256=facts["onnx_sha256"], profiles=profiles, build=build_facts,
-                       plugins=facts["plugins"])
+                       plugins=facts["plugins"], plugin_libraries=libraries)
     engine_file = Path(engine_path)
 
+    written = mf.manifest_path(engine_file)
     cached = _cache_lookup(options.cache_dir, key)
     if cached is not None:
-        with atomic_path(engine_file) as tmp:
-            shutil.copyfile(cached[0], tmp)
-        manifest = replace(cached[1], onnx_name=str(onnx_path))
-        written = mf.write_manifest(engine_file, manifest)
+        manifest = replace(cached[1], onnx_name=str(onnx_path), plugin_libraries=libraries)
+        with atomic_paths(engine_file, written) as (tmp_engine, tmp_manifest):
+            shutil.copyfile(cached[0], tmp_engine)
+            tmp_manifest.write_text(manifest.to_json() + "\n")
         return BuildResult(engine_file, written, manifest, True, time.perf_counter() - start)
 
-    # A stale manifest must never describe a new engine: remove it before building.
-    mf.manifest_path(engine_file).unlink(missing_ok=True)
-    report = compiler.build_engine(
-        onnx_file, engine_file, flavour=flavour, compute_capability=options.compute_capability,
-        profiles=[p for p in profiles if p] or None, workspace_mb=options.workspace_mb,
-        optimization_level=options.optimization_level, timing_cache=options.timing_cache)
+    # The engine and its manifest are renamed into place together, once both are complete:
+    # a failed or interrupted build leaves the previous pair (or nothing), never an engine
+    # without its manifest or a manifest describing another engine.
+    with atomic_paths(engine_file, written) as (tmp_engine, tmp_manifest):
+        report = compiler.build_engine(
+            onnx_file, tmp_engine, flavour=flavour, compute_capability=options.compute_capability,
+            profiles=[p for p in profiles if p] or None, workspace_mb=options.workspace_mb,
+            optimization_level=options.optimization_level, timing_cache=options.timing_cache)
+        manifest = _new_manifest(flavour, version, report, facts, tmp_engine, build_facts, key,
+                                 onnx_path, libraries)
+        tmp_manifest.write_text(manifest.to_json() + "\n")
+    _cache_store(options.cache_dir, key, engine_file, manifest)
+    return BuildResult(engine_file, written, manifest, False, time.perf_counter() - start, report)
+
+
+def _new_manifest(flavour, version, report, facts, engine_file, build_facts, key, onnx_path,
+                  libraries) -> mf.EngineManifest:
     manifest = mf.EngineManifest(
         flavour=flavour.value, trt_version=version,
         compute_capability=_recorded_capability(report.compute_capability),
@@ -129,11 +154,37 @@ def build(onnx_path: PathLike, engine_path: PathLike, options: BuildOptions = Bu
         profiles=[{n: [list(s) for s in t] for n, t in p.items()} for p in report.all_profiles],
         inputs=[list(d) for d in report.inputs], outputs=[list(d) for d in report.outputs],
         plugins=facts["plugins"], build={**build_facts, "cache_key": key},
-        spec=facts["spec"], onnx_name=str(onnx_path), package_version=__version__)
-    manifest = mf.EngineManifest.from_json(manifest.to_json())  # JSON types (lists) in memory too
-    written = mf.write_manifest(engine_file, manifest)
-    _cache_store(options.cache_dir, key, engine_file, manifest)
-    return BuildResult(engine_file, written, manifest, False, time.perf_counter() - start, report)
+        spec=facts["spec"], onnx_name=str(onnx_path), package_version=__version__,
+        plugin_libraries=libraries)
+    return mf.EngineManifest.from_json(manifest.to_json())  # JSON types (lists) in memory too
+
+
+def _load_plugin_libraries(trt, paths: Sequence[str], wanted: list[dict[str, str]]) -> None:
+    """Load plugin libraries into this process's TensorRT and check they provide ``wanted``.
+
+    As trtexec ``--staticPlugins`` does: a plain load, during which a library built from
+    cpp/plugins registers its creators with the loaded TensorRT; a library that did not
+    is handed to ``IPluginRegistry.load_library`` (its getCreators entry point).
+    """
+    registry = trt.get_plugin_registry()
+
+    def missing() -> list[dict[str, str]]:
+        return [p for p in wanted if registry.get_creator(p["name"], p["version"], p["namespace"]) is None]
+
+    for path in paths:
+        try:
+            ctypes.CDLL(str(Path(path).resolve()))
+        except OSError as exc:
+            raise PluginUnavailableError(f"cannot load plugin library '{path}' ({exc}); is it built "
+                                         "for this TensorRT and CUDA?") from None
+    if missing():
+        for path in paths:
+            registry.load_library(str(Path(path).resolve()))
+    absent = missing()
+    if absent:
+        names = ", ".join(f"{p['namespace']}::{p['name']} v{p['version']}" for p in absent)
+        raise PluginUnavailableError(f"the plugin libraries {', '.join(map(str, paths))} do not provide "
+                                     f"{names}, which the graph uses")
 
 
 def _target(flavour: Flavour, requested: str | None) -> str:
@@ -179,6 +230,6 @@ def _cache_store(cache_dir: str | None, key: str, engine: Path, manifest: mf.Eng
     if not cache_dir:
         return
     target = Path(cache_dir) / f"{key}.engine"
-    with atomic_path(target) as tmp:
-        shutil.copyfile(engine, tmp)
-    mf.write_manifest(target, manifest)
+    with atomic_paths(target, mf.manifest_path(target)) as (tmp_engine, tmp_manifest):
+        shutil.copyfile(engine, tmp_engine)
+        tmp_manifest.write_text(manifest.to_json() + "\n")

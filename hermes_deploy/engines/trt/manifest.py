@@ -13,10 +13,15 @@ GPU architecture it was built for, and it silently goes stale when its ONNX chan
   order; ``inputs`` / ``outputs`` as ``[name, dtype, shape]``;
 - ``precision`` (``fp32``, ``fp16`` or ``int8``; from the spec, else from the graph);
 - ``onnx_sha256`` and ``engine_sha256``; ``plugins`` (name, version, namespace of every
-  custom op node); ``build`` (the options that shape the engine).
+  custom op node); ``build`` (the options that shape the engine);
+- ``plugin_libraries``: ``[{"path", "sha256"}]``, the TensorRT plugin libraries the
+  engine was built with (``hermes-export build --plugins``, e.g. ``cpp/plugins/``'s
+  ``libhermes_trt_plugins.so``), which a runtime loads before deserializing; ``path``
+  is relative to the engine's folder when the library lies inside it, else absolute.
+  Manifests without the key have none.
 
 :func:`check_manifest` compares a manifest with the running TensorRT, GPU and (when
-given) the ONNX file, and raises :class:`EngineMismatchError` with one line saying what
+given) the ONNX file (and the plugin libraries it names), and raises :class:`EngineMismatchError` with one line saying what
 differs and the ``hermes-export build`` command that rebuilds the engine.
 :func:`cache_key` hashes exactly the facts that determine an engine, which keys the
 engine cache of :mod:`hermes_deploy.engines.trt.build`.
@@ -50,6 +55,8 @@ __all__ = [
     "file_sha256",
     "manifest_path",
     "onnx_facts",
+    "plugin_library_path",
+    "plugin_library_record",
     "read_manifest",
     "rebuild_command",
     "write_manifest",
@@ -80,6 +87,7 @@ class EngineManifest:
     onnx_name: str = ""
     package_version: str = ""
     manifest_version: int = MANIFEST_VERSION
+    plugin_libraries: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def product(self) -> str:
@@ -102,10 +110,29 @@ class EngineManifest:
         try:
             data = json.loads(text)
             known = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in known})
+            manifest = cls(**{k: v for k, v in data.items() if k in known})
         except (json.JSONDecodeError, TypeError) as exc:
             raise InputError(f"{source} is not a readable engine manifest ({exc}); rebuild the "
                              "engine with hermes-export build") from None
+        why = _plugin_libraries_problem(data.get("plugin_libraries", []))
+        if why:  # the words of cpp/src/manifest.cpp's parse_manifest
+            raise InputError(f"{source} is not a readable engine manifest ({why}); rebuild the "
+                             "engine with hermes-export build")
+        return manifest
+
+
+def _plugin_libraries_problem(libraries: Any) -> str:
+    if not isinstance(libraries, list):
+        return "field 'plugin_libraries' is not a list"
+    for lib in libraries:
+        if not isinstance(lib, dict):
+            return "a plugin library is not an object {path, sha256}"
+        for key in ("path", "sha256"):
+            if key not in lib:
+                return f"missing field '{key}'"
+            if not isinstance(lib[key], str):
+                return f"field '{key}' is not a string"
+    return ""
 
 
 def manifest_path(engine_path: PathLike) -> Path:
@@ -120,6 +147,36 @@ def file_sha256(path: PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def plugin_library_path(engine_path: PathLike, recorded: str) -> str:
+    """Where a plugin library the manifest of ``engine_path`` records lies: ``recorded``
+    joined to the engine's folder (an absolute ``recorded`` stays as it is)."""
+    return os.path.join(os.path.dirname(str(engine_path)), recorded)
+
+
+#: the first bytes of every ELF file (a Linux shared library)
+ELF_MAGIC = b"\x7fELF"
+
+
+def plugin_library_record(library: PathLike, engine_path: PathLike) -> dict[str, str]:
+    """The manifest entry ``{"path", "sha256"}`` of a plugin library for ``engine_path``.
+
+    The library must exist and be an ELF shared library. ``path`` is relative to the
+    engine's folder when the library lies inside that folder, else absolute.
+    """
+    path = Path(library)
+    if not path.is_file():
+        raise InputError(f"plugin library '{library}' not found; build it from cpp/plugins "
+                         "(see cpp/plugins/README.md) and pass its path to --plugins")
+    with open(path, "rb") as handle:
+        head = handle.read(len(ELF_MAGIC))
+    if head != ELF_MAGIC:
+        raise InputError(f"plugin library '{library}' is not a shared library (no ELF header); "
+                         "pass the .so built from cpp/plugins, e.g. libhermes_trt_plugins.so")
+    resolved, folder = path.resolve(), Path(engine_path).resolve().parent
+    recorded = str(resolved.relative_to(folder)) if resolved.is_relative_to(folder) else str(resolved)
+    return {"path": recorded, "sha256": file_sha256(path)}
 
 
 def write_manifest(engine_path: PathLike, manifest: EngineManifest) -> Path:
@@ -180,14 +237,21 @@ def _graph_precision(model: Any, onnx: Any) -> str:
 
 def cache_key(*, flavour: str, trt_version: str, compute_capability: str, onnx_sha256: str,
               profiles: list[Mapping[str, Any]], build: Mapping[str, Any],
-              plugins: list[Mapping[str, str]]) -> str:
-    """Hash of every fact that determines the engine bytes (hex, 32 characters)."""
+              plugins: list[Mapping[str, str]],
+              plugin_libraries: list[Mapping[str, str]] | None = None) -> str:
+    """Hash of every fact that determines the engine bytes (hex, 32 characters).
+
+    Plugin libraries count by content (sha256), not by path; without any the key is the
+    one earlier versions computed, so their cache entries stay valid.
+    """
     facts = {"flavour": flavour, "trt_version": trt_version,
              "compute_capability": compute_capability, "onnx_sha256": onnx_sha256,
              "profiles": [{k: [list(map(int, s)) for s in v] for k, v in p.items()}
                           for p in profiles],
              "build": {k: build.get(k) for k in _ENGINE_OPTIONS},
              "plugins": [dict(p) for p in plugins], "manifest_version": MANIFEST_VERSION}
+    if plugin_libraries:
+        facts["plugin_libraries"] = [lib["sha256"] for lib in plugin_libraries]
     text = json.dumps(facts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -215,6 +279,8 @@ def rebuild_command(manifest: EngineManifest, engine_path: PathLike,
         parts += ["--workspace", str(build["workspace_mb"])]
     if build.get("optimization_level") is not None:
         parts += ["--builder-optimization-level", str(build["optimization_level"])]
+    for lib in manifest.plugin_libraries:
+        parts += ["--plugins", plugin_library_path(engine_path, lib["path"])]
     return " ".join(parts)
 
 
@@ -226,8 +292,9 @@ def check_manifest(manifest: EngineManifest, engine_path: PathLike, *, flavour: 
     ``flavour`` / ``trt_version`` describe the TensorRT that will deserialize the engine,
     ``compute_capability`` the GPU that will run it (``"SM89"``; None skips the check,
     e.g. on a machine without a GPU). With ``onnx_path`` the ONNX must be unchanged since
-    the build. With ``check_engine_file`` the engine file must be the one the manifest
-    describes (same sha256).
+    the build. Every plugin library the manifest records must exist (relative paths from
+    the engine's folder) with its recorded sha256. With ``check_engine_file`` the engine
+    file must be the one the manifest describes (same sha256).
     """
     how = f"rebuild it: {rebuild_command(manifest, engine_path)}"
     name = Path(engine_path).name
@@ -258,6 +325,17 @@ def check_manifest(manifest: EngineManifest, engine_path: PathLike, *, flavour: 
             raise EngineMismatchError(
                 f"{Path(onnx_path).name} changed since engine {name} was built from it "
                 f"(sha256 {manifest.onnx_sha256[:12]} -> {current[:12]}); {how}")
+    for lib in manifest.plugin_libraries:
+        path = plugin_library_path(engine_path, lib["path"])
+        if not Path(path).is_file():
+            raise InputError(
+                f"plugin library {path} that engine {name} needs does not exist (the manifest "
+                f"records {lib['path']}, relative to the engine's folder); put it there or {how}")
+        current = file_sha256(path)
+        if current != lib["sha256"]:
+            raise EngineMismatchError(
+                f"plugin library {path} is not the one engine {name} was built with (sha256 "
+                f"{lib['sha256'][:12]} -> {current[:12]}); {how}")
     if check_engine_file:
         if not Path(engine_path).is_file():
             raise InputError(f"engine {engine_path} does not exist; build it with hermes-export "

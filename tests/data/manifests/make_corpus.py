@@ -37,6 +37,7 @@ CORPUS = Path(__file__).resolve().parent
 DIR = "<DIR>"
 ENGINE = "engine bytes: a stand-in, never deserialized\n"
 ONNX = "onnx bytes: a stand-in for model.onnx\n"
+LIB = "\x7fELF plugin library bytes: a stand-in, never loaded\n"
 VERSIONS = {"tensorrt": "10.13.0.35", "tensorrt-rtx": "1.0.0.21"}
 #: a 1 MiB + 1 byte engine, so that hashing crosses a streaming block
 BIG = {"pattern": "hermes-", "size": (1 << 20) + 1}
@@ -89,6 +90,13 @@ def case(description: str, *, manifest: dict[str, Any] | None, running: tuple[st
 
 FULL = ("tensorrt", VERSIONS["tensorrt"], "SM89")
 RTX = ("tensorrt-rtx", VERSIONS["tensorrt-rtx"], "SM89")
+def without(manifest_dict: dict[str, Any], key: str) -> dict[str, Any]:
+    """A manifest as an older hermes-export wrote it, without ``key``."""
+    return {k: v for k, v in manifest_dict.items() if k != key}
+
+
+WITH_LIB = {"model.engine": ENGINE, "model.onnx": ONNX, "libhermes_trt_plugins.so": LIB}
+LIB_RECORD = [{"path": "libhermes_trt_plugins.so", "sha256": sha(LIB)}]
 TWO_PROFILES = [PROFILE, {"x": [[1, 3, 520, 520], [2, 3, 768, 768], [2, 3, 1024, 1024]],
                           "ctx": [[1, 8], [2, 8], [2, 8]]}]
 
@@ -177,6 +185,29 @@ CASES: dict[str, dict[str, Any]] = {
     "rebuild_no_profiles": case("a static engine has no profiles; build facts may be absent",
                                 manifest=manifest(profiles=[], build={"optimization_level": 5}),
                                 running=("tensorrt", "10.14.1.48", "SM89")),
+    "accepted_without_plugin_libraries": case(
+        "a manifest written before plugin_libraries existed loads (no libraries)",
+        manifest=without(manifest(), "plugin_libraries"), running=FULL),
+    "plugin_library_accepted": case(
+        "the plugin library beside the engine, unchanged",
+        manifest=manifest(plugin_libraries=LIB_RECORD), running=FULL, files=WITH_LIB),
+    "plugin_library_missing": case(
+        "the plugin library the manifest records is not beside the engine",
+        manifest=manifest(plugin_libraries=LIB_RECORD), running=FULL, status="HERMES_ERR_IO"),
+    "plugin_library_replaced": case(
+        "another plugin library under the recorded name; the rebuild command passes --plugins",
+        manifest=manifest(plugin_libraries=LIB_RECORD), running=FULL,
+        files={**WITH_LIB, "libhermes_trt_plugins.so": LIB + "patched\n"}),
+    "plugin_library_relative_folder": case(
+        "a path relative to the engine's folder, the engine in a subfolder",
+        manifest=manifest(plugin_libraries=[{"path": "../plugins/libhermes_trt_plugins.so",
+                                              "sha256": sha(LIB + "an older build\n")}]),
+        running=FULL, engine_path="engines/model.engine",
+        files={"engines/model.engine": ENGINE, "plugins/libhermes_trt_plugins.so": LIB}),
+    "plugin_library_unreadable": case(
+        "a plugin library entry without sha256 is not a manifest (both sides, same words)",
+        manifest=manifest(plugin_libraries=[{"path": "libhermes_trt_plugins.so"}]), running=FULL,
+        files=WITH_LIB, status="HERMES_ERR_MODEL"),
     "rebuild_rtx": case("TensorRT-RTX: the target is in the rebuild command",
                         manifest=manifest("tensorrt-rtx", profiles=TWO_PROFILES),
                         running=("tensorrt-rtx", "1.1.0.3", "SM89")),
