@@ -27,6 +27,7 @@ before capture so shape-dependent allocations happen outside the graph).
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import threading
 from pathlib import Path
@@ -123,6 +124,10 @@ class TrtRunner:
         from .compile import trt_logger
 
         self._runtime = trt.Runtime(trt_logger(trt, self.manifest.flavour))
+        for lib in self.manifest.plugin_libraries:  # checked (exists, sha256) above
+            # loaded into the process like trtexec --staticPlugins: the library registers
+            # its creators with the TensorRT already loaded (cpp/plugins/README.md)
+            ctypes.CDLL(mf.plugin_library_path(self.engine_path, lib["path"]), mode=ctypes.RTLD_GLOBAL)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             raise mf.EngineMismatchError(
