@@ -69,6 +69,23 @@ def make_model(name: str = "tiny", scale: int = 2, seed: int = 0, **overrides) -
 
 
 @pytest.fixture(scope="session")
+def shared_library(tmp_path_factory):
+    """A real (tiny) ELF shared library, built here with the C compiler (a stand-in plugin
+    library for the manifest and ``--plugins`` checks, which look at the file only)."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a shared library with")
+    folder = tmp_path_factory.mktemp("plugin-lib")
+    (folder / "p.c").write_text("int hermes_test_plugin(void) { return 1; }\n")
+    lib = folder / "libtest_plugins.so"
+    subprocess.run([cc, "-shared", "-fPIC", str(folder / "p.c"), "-o", str(lib)], check=True)
+    return lib
+
+
+@pytest.fixture(scope="session")
 def default_onnx(tmp_path_factory):
     """The bundled default model exported once per session (portable FP32)."""
     from hermes_deploy.export.onnx_export import ExportOptions, export_onnx

@@ -213,6 +213,13 @@ void FileSource::open_header(long long max_pixels) {
     last_warning.clear();  // only this image's warnings may explain its failure
     try {
         vips::VImage header = m.load();
+        // libvips reads the first frame of an animation or multi-page file without a word:
+        // refuse it rather than drop the rest (as the Python runtime does)
+        const int pages = header.get_typeof("n-pages") != 0 ? header.get_int("n-pages") : 1;
+        if (pages > 1)
+            fail(HERMES_ERR_FORMAT, m.name + ": holds " + std::to_string(pages) +
+                                        " frames or pages (an animation or a multi-page file); only single images "
+                                        "are restored; split it into one file per frame or page first");
         const long long pixels = static_cast<long long>(header.width()) * header.height();
         if (max_pixels > 0 && pixels > max_pixels)
             fail(HERMES_ERR_TOO_LARGE, m.name + ": " + std::to_string(header.width()) + "x" + std::to_string(header.height()) +

@@ -161,6 +161,23 @@ TEST(Images, BadFilesAreRefusedWithNothingLeft) {
     EXPECT_TRUE(listing(dir).empty());
 }
 
+TEST(Images, MultiPageFilesAreRefusedNotCutToOnePage) {
+    const std::string dir = temp_dir();
+    if (VIPS_INIT("hermes-tests")) FAIL() << "libvips did not start";
+    // three 16x24 pages stacked, written as a three-page TIFF (and one page as a control)
+    vips::VImage pages = vips::VImage::black(24, 48, vips::VImage::option()->set("bands", 3)) + 60;
+    pages = pages.copy(vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB)).cast(VIPS_FORMAT_UCHAR);
+    pages.set("page-height", 16);
+    pages.tiffsave((dir + "/pages.tif").c_str());
+    pages.crop(0, 0, 24, 16).tiffsave((dir + "/single.tif").c_str());
+    hermes::Session s(test::shared_model(), test::tiles(64));
+    EXPECT_EQ(hermes_restore_file(s.get(), (dir + "/pages.tif").c_str(), (dir + "/out.png").c_str()), HERMES_ERR_FORMAT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "3 frames or pages"), nullptr) << hermes_last_error();
+    EXPECT_EQ(access((dir + "/out.png").c_str(), F_OK), -1);
+    EXPECT_EQ(hermes_restore_file(s.get(), (dir + "/single.tif").c_str(), (dir + "/out.png").c_str()), HERMES_OK)
+        << hermes_last_error();
+}
+
 std::vector<uint8_t> file_bytes(const std::string &path) {
     std::ifstream f(path, std::ios::binary);
     return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());

@@ -130,22 +130,6 @@ def test_missing_onnx(tmp_path):
 # ----------------------------------------------------------------------------- --plugins
 
 
-@pytest.fixture(scope="module")
-def shared_library(tmp_path_factory):
-    """A real (tiny) ELF shared library, built here with the C compiler."""
-    import shutil
-    import subprocess
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a shared library with")
-    folder = tmp_path_factory.mktemp("plugin-lib")
-    (folder / "p.c").write_text("int hermes_test_plugin(void) { return 1; }\n")
-    lib = folder / "libtest_plugins.so"
-    subprocess.run([cc, "-shared", "-fPIC", str(folder / "p.c"), "-o", str(lib)], check=True)
-    return lib
-
-
 @pytest.fixture
 def stand_in_onnx(tmp_path):
     """The build checks --plugins before it reads the ONNX: any file will do here."""

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import subprocess
 
 import pytest
 
@@ -19,16 +18,9 @@ from hermes_deploy.engines.trt import manifest as mf
 from hermes_deploy.errors import EngineMismatchError, InputError
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a shared library with")
-    folder = tmp_path_factory.mktemp("lib")
-    (folder / "p.c").write_text("int hermes_test_plugin(void) { return 2; }\n")
-    lib = folder / "libhermes_test.so"
-    subprocess.run([cc, "-shared", "-fPIC", str(folder / "p.c"), "-o", str(lib)], check=True)
-    return lib
+@pytest.fixture
+def library(shared_library):
+    return shared_library
 
 
 def _manifest(**changes):
