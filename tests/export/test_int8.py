@@ -209,7 +209,10 @@ def test_openvino_runs_the_int8_graph_within_budget(fp32, int8):
         pytest.skip(str(exc))
     fp = evaluate_model(str(fp32.path), list(HELDOUT_PHOTOS))
     q = evaluate_model(str(int8.path), list(HELDOUT_PHOTOS), backend="openvino")
-    assert q.extra["backend"] == "openvino (CPU, int8)"
+    from hermes_deploy.cpu import has_precision
+
+    floats = "bf16" if has_precision("bf16") else "f32"  # the unquantized ops (ov_runner.float_hint)
+    assert q.extra["backend"] == f"openvino (CPU, int8, float ops {floats})"
     rows = {r.name: r for r in fp.images}
     for r in q.images:
         drop = rows[r.name].psnr - r.psnr
