@@ -27,8 +27,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import re
+import shutil
 import secrets
 import tempfile
 import threading
@@ -149,27 +149,30 @@ def sweep(folder: str | os.PathLike) -> list[Path]:
     except OSError:
         return []
     with _GUARD:
-        live: set[str] = {tag for _, tag in _HELD.values()}
-    dead_locks: list[Path] = []
-    for name in names:
-        m = _LOCK.match(name)
-        if m and m.group(1) not in live:
-            if _dead(folder / name, bool(m.group(2))):
-                dead_locks.append(folder / name)
-            else:
-                live.add(m.group(1))
+        ours = {tag for _, tag in _HELD.values()}
+    verdict: dict[str, bool] = {}
+
+    def dead(tag: str) -> bool:
+        # asked of the lock's own path, not of the listing: a listing taken while another
+        # run starts may show its temporary and miss its lock
+        if tag not in verdict:
+            lock = folder / f".hermes-run-{tag}.lock"
+            new = folder / f".hermes-run-{tag}.lock.new"
+            # ".lock.new" first: a starting run renames it to ".lock" - looked at in the
+            # other order, a rename in between would hide both
+            verdict[tag] = tag not in ours and all(
+                not p.exists() or _dead(p, p is new) for p in (new, lock))
+        return verdict[tag]
+
     removed: list[Path] = []
     for name in names:
-        if _LOCK.match(name):
+        m = _LOCK.match(name) or _TAG.search(name)
+        if m is None or not dead(m.group(1)):
             continue
-        m = _TAG.search(name)
-        if m and m.group(1) not in live:
-            with contextlib.suppress(FileNotFoundError):
-                (folder / name).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+            if not _LOCK.match(name):
                 removed.append(folder / name)
-    for lock in dead_locks:
-        with contextlib.suppress(OSError):
-            lock.unlink()
     return removed
 
 
