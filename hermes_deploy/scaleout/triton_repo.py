@@ -93,6 +93,13 @@ class Repository:
     models: dict[str, Path] = field(default_factory=dict)  # model name -> folder
     network_platform: str = ""
     plugins: list[str] = field(default_factory=list)  # TensorRT plugins the engines need
+    plugin_libraries: list[str] = field(default_factory=list)  # as the manifests record them
+
+    @property
+    def plugins_flag(self) -> str:
+        """Triton's TensorRT backend option that loads the plugin libraries (``;``-separated)."""
+        libs = ";".join(self.plugin_libraries) or "/path/to/libhermes_trt_plugins.so"
+        return f"--backend-config=tensorrt,plugins={libs}"
 
     @property
     def configs(self) -> list[Path]:
@@ -102,7 +109,7 @@ class Repository:
         """The ``tritonserver`` line that serves this repository."""
         line = f"tritonserver --model-repository={self.path}"
         if self.plugins:
-            line += " --backend-config=tensorrt,plugins=/path/to/libhermes_plugins.so"
+            line += " " + self.plugins_flag
         return line
 
 
@@ -321,9 +328,13 @@ def write_repository(artifacts: list[str], outdir: str | os.PathLike,
                 cc_files[key] = filename
             default = default or filename
         repo.plugins = sorted({p.get("name", "") for _, m in engines for p in m.plugins} - {""})
+        from ..engines.trt.manifest import plugin_library_path
+
+        repo.plugin_libraries = sorted({plugin_library_path(e, lib["path"])
+                                        for e, m in engines for lib in m.plugin_libraries})
         if repo.plugins:
             notes += [f"The engine uses TensorRT plugins ({', '.join(repo.plugins)}): start the server with",
-                      "  --backend-config=tensorrt,plugins=/path/to/libhermes_plugins.so",
+                      f"  {repo.plugins_flag}",
                       "(or LD_PRELOAD the plugin library) so TensorRT can deserialize it."]
         drop = max_batch > 0
         net = config_text(name=NETWORK, platform="tensorrt_plan", max_batch_size=max_batch,

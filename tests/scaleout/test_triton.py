@@ -102,6 +102,7 @@ def test_engine_repository_dims_from_profiles(default_onnx, tmp_path):
             inputs=[["input", "float32", [-1, 3, -1, -1]], ["context", "float32", [-1, 48]]],
             outputs=[["output", "float32", [-1, 3, -1, -1]]],
             plugins=[{"name": "HermesSelectiveScan", "version": "1", "namespace": "hermes"}],
+            plugin_libraries=[{"path": "libhermes_trt_plugins.so", "sha256": "0" * 64}],
             onnx_name=onnx.name))
         engines.append(engine)
     repo = write_repository([str(e) for e in engines], tmp_path / "repo")
@@ -112,7 +113,10 @@ def test_engine_repository_dims_from_profiles(default_onnx, tmp_path):
     assert dict(net.cc_model_filenames) == {"8.9": "model.sm89.plan", "8.6": "model.sm86.plan"}
     assert net.instance_group[0].kind == net.instance_group[0].KIND_GPU
     assert "plugins=" in text and "HermesSelectiveScan" in text
-    assert "--backend-config=tensorrt,plugins=" in repo.server_command()
+    # the library the manifests record (beside the engines), not a placeholder
+    assert (f"--backend-config=tensorrt,plugins={folder / 'libhermes_trt_plugins.so'}"
+            in repo.server_command())
+    assert f"plugins={folder / 'libhermes_trt_plugins.so'}" in text
     assert all((repo.models["hermes_network"] / "1" / f).is_file() for f in net.cc_model_filenames.values())
 
 
