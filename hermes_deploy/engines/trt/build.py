@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Mapping, Sequence, Union
 
 from ... import __version__
-from ...atomic import atomic_paths
 from ...errors import InputError, PluginUnavailableError
 from ...optional import has
 from . import compile as compiler
@@ -124,22 +123,20 @@ def build(onnx_path: PathLike, engine_path: PathLike, options: BuildOptions = Bu
     cached = _cache_lookup(options.cache_dir, key)
     if cached is not None:
         manifest = replace(cached[1], onnx_name=str(onnx_path), plugin_libraries=libraries)
-        with atomic_paths(engine_file, written) as (tmp_engine, tmp_manifest):
+        with mf.engine_and_manifest(engine_file) as (tmp_engine, set_manifest):
             shutil.copyfile(cached[0], tmp_engine)
-            tmp_manifest.write_text(manifest.to_json() + "\n")
+            set_manifest(manifest)
         return BuildResult(engine_file, written, manifest, True, time.perf_counter() - start)
 
-    # The engine and its manifest are renamed into place together, once both are complete:
-    # a failed or interrupted build leaves the previous pair (or nothing), never an engine
-    # without its manifest or a manifest describing another engine.
-    with atomic_paths(engine_file, written) as (tmp_engine, tmp_manifest):
+    # a failed or interrupted build leaves the previous pair (or nothing)
+    with mf.engine_and_manifest(engine_file) as (tmp_engine, set_manifest):
         report = compiler.build_engine(
             onnx_file, tmp_engine, flavour=flavour, compute_capability=options.compute_capability,
             profiles=[p for p in profiles if p] or None, workspace_mb=options.workspace_mb,
             optimization_level=options.optimization_level, timing_cache=options.timing_cache)
         manifest = _new_manifest(flavour, version, report, facts, tmp_engine, build_facts, key,
                                  onnx_path, libraries)
-        tmp_manifest.write_text(manifest.to_json() + "\n")
+        set_manifest(manifest)
     _cache_store(options.cache_dir, key, engine_file, manifest)
     return BuildResult(engine_file, written, manifest, False, time.perf_counter() - start, report)
 
@@ -230,6 +227,6 @@ def _cache_store(cache_dir: str | None, key: str, engine: Path, manifest: mf.Eng
     if not cache_dir:
         return
     target = Path(cache_dir) / f"{key}.engine"
-    with atomic_paths(target, mf.manifest_path(target)) as (tmp_engine, tmp_manifest):
+    with mf.engine_and_manifest(target) as (tmp_engine, set_manifest):
         shutil.copyfile(engine, tmp_engine)
-        tmp_manifest.write_text(manifest.to_json() + "\n")
+        set_manifest(manifest)

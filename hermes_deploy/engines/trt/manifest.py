@@ -33,15 +33,16 @@ Polygraphy's engine loaders and Torch-TensorRT's engine cache (hash of graph + s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
-from ...atomic import atomic_path
+from ...atomic import atomic_path, atomic_paths
 from ...errors import EngineMismatchError, InputError
 from ...optional import require
 from .flavour import Flavour, normalize_capability
@@ -183,8 +184,21 @@ def write_manifest(engine_path: PathLike, manifest: EngineManifest) -> Path:
     """Write the sidecar of ``engine_path`` atomically; return its path."""
     path = manifest_path(engine_path)
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(manifest.to_json() + "\n")
+        Path(tmp).write_text(_file_text(manifest))
     return path
+
+
+def _file_text(manifest: EngineManifest) -> str:
+    return manifest.to_json() + "\n"
+
+
+@contextlib.contextmanager
+def engine_and_manifest(engine_path: PathLike) -> Iterator[tuple[Path, Callable[[EngineManifest], None]]]:
+    """``(engine temporary, write the manifest)`` for an engine and its sidecar, renamed
+    into place together when the block ends without an error: an interrupted or failed
+    build never leaves an engine without its manifest or a manifest of another engine."""
+    with atomic_paths(engine_path, manifest_path(engine_path)) as (engine_tmp, manifest_tmp):
+        yield engine_tmp, lambda manifest: manifest_tmp.write_text(_file_text(manifest))
 
 
 def read_manifest(engine_path: PathLike) -> EngineManifest:
