@@ -35,6 +35,8 @@ from hermes_deploy import contracts
 from hermes_deploy.ops.scan import selective_scan_numpy
 from hermes_deploy.ops.spectral import spectral_lowpass_numpy
 
+from .toolchain import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "cpp" / "plugins"
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -46,10 +48,7 @@ F32_TOL, F16_TOL = 2e-5, 4e-3
 def _compiler() -> str:
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if cxx is None:
-        why = "no C++ compiler (c++/g++); install build-essential (bash scripts/install-cpp-deps.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        unavailable("no C++ compiler (c++/g++); install build-essential (bash scripts/install-cpp-deps.sh)")
     return cxx
 
 
@@ -264,10 +263,7 @@ def test_cpp_contract_is_contracts_py():
 def _cmake_or_skip() -> str:
     cmake = shutil.which("cmake")
     if cmake is None:
-        why = "cmake is not installed; bash scripts/install-cpp-deps.sh"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        unavailable("cmake is not installed; bash scripts/install-cpp-deps.sh")
     return cmake
 
 
