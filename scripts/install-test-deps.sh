@@ -13,5 +13,7 @@ bash scripts/install-cpp-deps.sh
 pip() { python -m pip --disable-pip-version-check "$@"; }
 pip install --quiet torch==2.13.0 -e ".[test]"
 pip install --quiet "python-rapidjson>=0.9.1" "urllib3>=2.0.7" "geventhttpclient>=2.3.3" \
-    "greenlet<3.4" "aiohttp>=3.8.1,<4" "grpcio>=1.81.1" "packaging>=14.1"
+    "greenlet<3.4" "aiohttp>=3.8.1,<4" "grpcio>=1.81.1" "packaging>=14.1" \
+    "pyzmq>=23" "sh>=1.14" "typing_inspect>=0.6" "wrapt>=1.11" "typer>=0.9" \
+    "importlib_metadata>=7.0.1"
 pip install --quiet --no-deps "tritonclient>=2.50" "nvidia-pytriton>=0.7"

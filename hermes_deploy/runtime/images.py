@@ -95,6 +95,8 @@ class ImageInfo:
 class ImageSource:
     """A decoded-on-demand image; rows must be read top to bottom (see module doc)."""
 
+    FETCH_ROWS = 32
+
     def __init__(self, path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         pyvips = _vips()
         self.path = Path(path)
@@ -180,9 +182,14 @@ class ImageSource:
                 # one region, fetched top to bottom: separate crops would each start a
                 # pipeline and a sequential loader cannot go back for their first rows
                 self._region = pyvips.Region.new(self._image)
-            buf = self._region.fetch(0, y0, self.info.width, y1 - y0)
             dtype = np.uint16 if self.info.depth == 16 else np.uint8
-            raw = np.frombuffer(buf, dtype=dtype).reshape(y1 - y0, self.info.width, self._image.bands)
+            raw = np.empty((y1 - y0, self.info.width, self._image.bands), dtype)
+            for y in range(y0, y1, self.FETCH_ROWS):
+                # a few rows per fetch: libvips' region buffer and the bytes it hands
+                # back are then small next to the rows asked for
+                n = min(self.FETCH_ROWS, y1 - y)
+                buf = self._region.fetch(0, y, self.info.width, n)
+                raw[y - y0:y - y0 + n] = np.frombuffer(buf, dtype=dtype).reshape(raw[:n].shape)
         except pyvips.Error as exc:
             raise InputError(f"{self.path.name}: decoding failed at row {y0} ({_first(exc)}); "
                              "the file is truncated or corrupt") from None
@@ -244,6 +251,18 @@ def from_float(rows: np.ndarray, depth: int, channels: int) -> np.ndarray:
     return rows.astype(np.uint16 if depth == 16 else np.uint8)
 
 
+class Samples:
+    """Finished output rows as stored: ``depth``-bit unsigned, grey or RGB (the
+    stitcher's :class:`~hermes_deploy.runtime.stitch.SampleFormat`)."""
+
+    def __init__(self, depth: int, channels: int) -> None:
+        self.depth, self.channels = depth, channels
+        self.dtype = np.dtype(np.uint16 if depth == 16 else np.uint8)
+
+    def convert(self, rows: np.ndarray) -> np.ndarray:
+        return from_float(rows, self.depth, self.channels)
+
+
 def output_suffix(fmt: str, source_suffix: str) -> str:
     """The output file suffix for ``--format`` (``auto``: the source's own format)."""
     if fmt == "auto":
@@ -271,12 +290,14 @@ class ImageSink:
             raise OutputError(f"{self.path.name}: {width}x{height} is too large for "
                               f"{self.path.suffix[1:].upper()} (at most {limit} pixels a side); "
                               "use --format png or tif")
+        self.samples = Samples(self.depth, channels)
         self.rows_written = 0
         self._tmp_tif: Path | None = None
         self._tmp_out: Path | None = None
 
     def write(self, strips) -> None:
-        """Consume an iterator of float (rows, W, 3) arrays and produce the file."""
+        """Consume an iterator of (rows, W, channels) arrays in :attr:`samples`' format
+        and produce the file."""
         import tifffile
 
         pyvips = _vips()
@@ -344,20 +365,30 @@ class ImageSink:
         return {}
 
     def _segments(self, strips):
+        """Strips of exactly STRIP rows (the TIFF's rows per strip), the last shorter.
+        What is held over is copied: the incoming rows are views of a reused buffer."""
         buf: list[np.ndarray] = []
         held = 0
         for rows in strips:
-            rows = from_float(rows, self.depth, self.channels)
+            if rows.dtype != self.samples.dtype or rows.shape[1:] != (self.width, self.channels):
+                raise RuntimeError(f"rows of {rows.dtype} {rows.shape[1:]} for a "
+                                   f"{self.samples.dtype} sink of {self.width}x{self.channels}")
             if self.channels == 1:
                 rows = rows[:, :, 0]
+            if not buf and rows.shape[0] == self.STRIP:
+                self.rows_written += self.STRIP
+                yield rows
+                continue
             buf.append(rows)
             held += rows.shape[0]
             while held >= self.STRIP:
                 block = np.concatenate(buf) if len(buf) > 1 else buf[0]
                 yield block[: self.STRIP]
                 self.rows_written += self.STRIP
-                rest = block[self.STRIP:]
+                rest = block[self.STRIP:].copy()
                 buf, held = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+            if buf and buf[-1] is rows:
+                buf[-1] = rows.copy()
         if held:
             block = np.concatenate(buf) if len(buf) > 1 else buf[0]
             self.rows_written += block.shape[0]

@@ -26,12 +26,13 @@ from .. import faults
 from ..errors import InputError
 from ..tile_grid import round_up
 from .images import to_float_rgb
-from .stitch import Stitcher
+from .stitch import SampleFormat, stitched
 from .plan import DEFAULT_TILE, TileOptions, TilePlan, make_plan, pad_to
 
 __all__ = ["DEFAULT_TILE", "FileResult", "RunStats", "TileOptions", "restore_array", "restore_file", "run_tiled"]
 
 _END = object()
+READ_ROWS = 32  # input rows asked of read_rows at a time
 
 
 
@@ -55,26 +56,35 @@ class RunStats:
 def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch: int,
              fixed_batch: int | None) -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
     """Yield (indices, NCHW float32 tiles); rows are read once, in order, and kept in
-    their stored sample type until a tile is cut (a band costs 1-2 bytes per sample)."""
-    band = None  # rows [band_y, band_y + band.shape[0]) of the (padded) image
-    band_y = 0
-    read_to = 0
+    their stored sample type until a tile is cut (a band costs 1-2 bytes per sample).
+
+    The band of one tile row lives in one buffer: moving to the next tile row shifts
+    the overlapping rows up in place and reads the new ones in after them."""
+    band = None  # rows [band_y, band_y + filled) of the image, in the buffer's first rows
+    band_y = filled = 0
     pending_idx: list[tuple[int, int]] = []
     pending: list[np.ndarray] = []
     size = fixed_batch or batch
     for r, y in enumerate(plan.ys):
         end = min(plan.height, y + plan.tile_h)
-        if end > read_to:
-            new = read_rows(read_to, end)
-            read_to = end
-            band = new if band is None else np.concatenate([band[y - band_y:], new])
-        else:
-            band = band[y - band_y:]
-        band_y = y
-        rows = pad_to(band[: plan.tile_h], plan.tile_h, plan.padded_w)
+        keep = max(0, band_y + filled - y)
+        if band is not None and keep:
+            band[:keep] = band[y - band_y:y - band_y + keep]
+        band_y, filled = y, keep
+        while band_y + filled < end:  # a few rows at a time: no second band in flight
+            new = read_rows(band_y + filled, min(end, band_y + filled + READ_ROWS))
+            if band is None:
+                band = np.empty((plan.tile_h, *new.shape[1:]), new.dtype)
+            band[filled:filled + new.shape[0]] = new
+            filled += new.shape[0]
+            del new
+        rows = pad_to(band[:filled], plan.tile_h, plan.padded_w)
         for c, x in enumerate(plan.xs):
             pending_idx.append((r, c))
-            pending.append(to_float_rgb(rows[:, x:x + plan.tile_w]).transpose(2, 0, 1))
+            tile = to_float_rgb(rows[:, x:x + plan.tile_w])
+            if np.may_share_memory(tile, band):  # float rows: the band is reused
+                tile = tile.copy()
+            pending.append(tile.transpose(2, 0, 1))
             if len(pending) == size:
                 yield pending_idx, np.ascontiguousarray(np.stack(pending))
                 pending_idx, pending = [], []
@@ -101,16 +111,6 @@ def _get(q: queue.Queue, stop: threading.Event):
         except queue.Empty:
             if stop.is_set():
                 return _END
-
-
-def _stitched(plan: TilePlan, channels: int, outputs: Iterator) -> Iterator[np.ndarray]:
-    stitcher = Stitcher(plan, channels)
-    ncols = len(plan.xs)
-    for indices, out in outputs:
-        for (r, c), tile in zip(indices, out):
-            stitcher.add(r, c, tile.transpose(1, 2, 0))
-            if c == ncols - 1:
-                yield from stitcher.finish_row(r)
 
 
 class _Worker(threading.Thread):
@@ -147,11 +147,13 @@ def _join(workers: list[_Worker], stop: threading.Event) -> None:
 
 def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray],
               context: np.ndarray, consume: Callable[[Iterator[np.ndarray]], None],
-              batch: int = 1, progress=None) -> RunStats:
+              batch: int = 1, progress=None, samples: SampleFormat | None = None) -> RunStats:
     """Run every tile of ``plan`` through ``runner``; ``consume`` gets the output rows.
 
-    ``read_rows(y0, y1)`` returns float32 (rows, W, 3) input rows (called in order);
+    ``read_rows(y0, y1)`` returns (rows, W, C) input rows as stored (called in order);
     ``consume(rows_iterator)`` runs in the writer thread and must exhaust the iterator.
+    The rows come in ``samples``' format (float32 RGB by default) and are views of a
+    reused buffer: ``consume`` copies what it keeps past the next row.
     """
     spec = runner.spec
     stats = RunStats(tiles=plan.count, pixels=plan.height * plan.width,
@@ -183,7 +185,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
     def writer() -> None:
         try:
             faults.point("writer-start")
-            consume(_stitched(plan, spec.out_channels, outputs()))
+            consume(stitched(plan, spec.out_channels, outputs(), samples))
         except BaseException as exc:
             errors.append(exc)
             stop.set()
@@ -238,11 +240,20 @@ def restore_array(runner, image: np.ndarray, options: TileOptions = TileOptions(
     t0 = time.perf_counter()
     ctx = image_context(runner, image) if context is None else context
     ctx_s = time.perf_counter() - t0
-    chunks: list[np.ndarray] = []
-    stats = run_tiled(runner, plan, lambda y0, y1: image[y0:y1], ctx,
-                      lambda rows: chunks.extend(rows), batch=options.batch)
+    s = runner.spec.scale
+    out = np.empty((s * h, s * w, 3), np.float32)
+    done = 0
+
+    def consume(strips) -> None:
+        nonlocal done
+        for strip in strips:
+            out[done:done + strip.shape[0]] = strip
+            done += strip.shape[0]
+
+    stats = run_tiled(runner, plan, lambda y0, y1: image[y0:y1], ctx, consume,
+                      batch=options.batch)
     stats.context_seconds = ctx_s
-    return np.concatenate(chunks), stats
+    return out, stats
 
 
 @dataclass
@@ -326,7 +337,8 @@ def _restore_file(runner, source, output, options, max_pixels, progress_factory)
     bar = progress_factory(plan.count, Path(source).name) if progress_factory else None
     try:
         stats = run_tiled(runner, plan, src.read_rows, ctx, sink.write, batch=options.batch,
-                          progress=bar.update if bar is not None else None)
+                          progress=bar.update if bar is not None else None,
+                          samples=sink.samples)
     finally:
         if bar is not None:
             bar.close()

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HermesError, InputError
-from ..runtime.images import DEFAULT_MAX_PIXELS, from_float, to_float_rgb
+from ..runtime.images import DEFAULT_MAX_PIXELS, Samples, to_float_rgb
 from ..runtime.pipeline import image_context, run_tiled
 from ..runtime.plan import TileOptions, make_plan
 from ..spec import ModelSpec
@@ -77,11 +77,11 @@ class ImageRestorer:
 
         def consume(strips) -> None:
             for strip in strips:
-                out[done[0]:done[0] + strip.shape[0]] = from_float(strip, depth, channels)
+                out[done[0]:done[0] + strip.shape[0]] = strip
                 done[0] += strip.shape[0]
 
         run_tiled(self.runner, plan, lambda y0, y1: colour[y0:y1], ctx, consume,
-                  batch=self.options.batch)
+                  batch=self.options.batch, samples=Samples(depth, channels))
         if alpha:
             out = np.concatenate([out, self._alpha(image[:, :, -1], s)], axis=2)
         return out
