@@ -10,8 +10,8 @@ plugin's ``real_time``. Every node also gets:
 - its floating-point work, for the ops that carry almost all of it (convolutions,
   matrix products): 2 x multiply-adds from the shapes of the compiled (runtime) graph,
   so the achieved GFLOP/s of each can be set against the matmul peak;
-- its block: the first two components of the ONNX node name it came from
-  (``/local_blocks.0/...``), so time adds up by model part (scan, DFT, attention, ...).
+- its block: the model module it belongs to, found from the weights it or the nodes
+  before it read (:func:`runtime_nodes`), so time adds up by model part.
 
 Summaries group the nodes by op type, by kernel precision and by block, and list the
 slowest nodes; ``Reorder`` nodes are layout or precision conversions the plugin
@@ -69,16 +69,52 @@ def node_flops(layer_type: str, inputs: list[list[int] | None], output: list[int
     return 2 * int(np.prod(output)) * k
 
 
-def block_of(names: str) -> str:
-    """The model part of a node, from the ONNX node name(s) it came from; a Reorder the
-    plugin inserted (``<from>_<layouts>_<to>``) counts for the node it feeds."""
-    first = names.split(",")[0].strip()
-    if "_/" in first:
-        first = first[first.rindex("_/") + 1:]
-    parts = [p for p in first.split("/") if p]
-    if len(parts) <= 1:
-        return "(graph)"
-    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+def block_of(weight: str) -> str:
+    """The model part a weight belongs to (``net.fusion.0.attn.qkv.weight`` ->
+    ``fusion.0``; the INT8 groups' naming), or ``""`` for a constant that is no weight."""
+    if not weight.startswith("net."):
+        return ""
+    from ..export.int8.nodes import weight_group
+
+    return weight_group(weight)
+
+
+def folded_weights(model, depth: int = 8) -> dict[str, str]:
+    """{friendly name: weight name} for the constant subgraphs of ``model`` (the graph
+    as read, before compiling) that compute from one model weight: the CPU plugin folds
+    e.g. ``Reshape(net....dw.weight)`` of a grouped convolution into a constant named
+    after the Reshape, and this finds the weight again."""
+
+    seen: dict[tuple[str, int], str | None] = {}
+
+    def weight(node, left: int) -> str | None:
+        key = (node.get_friendly_name(), left)
+        if key not in seen:
+            seen[key] = _weight(node, left)
+        return seen[key]
+
+    def _weight(node, left: int) -> str | None:
+        if node.get_type_name() == "Constant":
+            name = node.get_friendly_name()
+            return name if name.startswith("net.") else ""
+        if not left or node.get_input_size() == 0:
+            return None
+        found = ""
+        for i in range(node.get_input_size()):
+            w = weight(node.input(i).get_source_output().get_node(), left - 1)
+            if w is None:
+                return None  # reads an activation: not a constant subgraph
+            found = found or w
+        return found
+
+    out = {}
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in ("Constant", "Parameter", "Result"):
+            continue
+        w = weight(op, depth)
+        if w:
+            out[op.get_friendly_name()] = w
+    return out
 
 
 def _rt(info, key: str) -> str:
@@ -88,21 +124,43 @@ def _rt(info, key: str) -> str:
         return ""
 
 
-def runtime_nodes(compiled) -> dict[str, dict]:
-    """Per friendly name: op type, FLOPs and block, from the compiled (runtime) graph."""
-    nodes = {}
+def runtime_nodes(compiled, source_model=None) -> dict[str, dict]:
+    """Per friendly name: op type, FLOPs and block, from the compiled (runtime) graph.
+
+    Exported node names are flat (``node_mul_7``), so a node's block is found from
+    weights: a node that reads a model weight belongs to that weight's module, and any
+    other node to the module of the last weight-reading node executed before it (the
+    scan, the DFT and attention then count for the block whose projections feed them).
+    """
+    ops = []
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
+        try:
+            order = int(_rt(info, "execOrder"))
+        except ValueError:
+            order = -1
+        ops.append((order, op, info))
+    ops.sort(key=lambda item: item[0])
+    folded = folded_weights(source_model) if source_model is not None else {}
+    nodes = {}
+    block = "(input)"
+    for _, op, info in ops:
         layer = _rt(info, "layerType") or op.get_type_name()
         inputs = [_dims(op.input(i).get_partial_shape()) for i in range(op.get_input_size())]
         output = _dims(op.output(0).get_partial_shape()) if op.get_output_size() else None
-        nodes[op.get_friendly_name()] = {
-            "type": layer, "flops": node_flops(layer, inputs, output),
-            "block": block_of(_rt(info, "originalLayersNames") or op.get_friendly_name())}
+        if layer != "Const":
+            for i in range(op.get_input_size()):
+                name = op.input(i).get_source_output().get_node().get_friendly_name()
+                found = block_of(folded.get(name, name).split("/")[0])
+                if found:
+                    block = found
+                    break
+        nodes[op.get_friendly_name()] = {"type": layer, "flops": node_flops(layer, inputs, output),
+                                         "block": block}
     return nodes
 
 
-def profile_requests(compiled, feeds, repeats: int) -> list[dict]:
+def profile_requests(compiled, feeds, repeats: int, source_model=None) -> list[dict]:
     """Run ``feeds`` through a PERF_COUNT-compiled model ``repeats`` times (after a
     warm-up); one row per executed node with its median time in seconds."""
     request = compiled.create_infer_request()
@@ -115,14 +173,14 @@ def profile_requests(compiled, feeds, repeats: int) -> list[dict]:
             if str(p.status).endswith("EXECUTED") and not str(p.status).endswith("NOT_EXECUTED"):
                 times[p.node_name].append(p.real_time.total_seconds())
                 meta[p.node_name] = (p.node_type, p.exec_type)
-    shapes = runtime_nodes(compiled)
+    shapes = runtime_nodes(compiled, source_model)
     rows = []
     for name, samples in times.items():
         node_type, exec_type = meta[name]
         rt = shapes.get(name, {})
         rows.append({"node": name, "type": node_type, "kernel": exec_type,
                      "precision": kernel_precision(exec_type), "seconds": statistics.median(samples),
-                     "flops": rt.get("flops", 0), "block": rt.get("block", block_of(name))})
+                     "flops": rt.get("flops", 0), "block": rt.get("block", "(graph)")})
     return rows
 
 
@@ -160,7 +218,7 @@ def profile_openvino(onnx_path: str | Path, precision: str = "bf16", tile: int =
             shapes[spec.noise_name] = [1, 1, tile, tile]
         model.reshape(shapes)
         compiled = runner._core.compile_model(model, "CPU", {**runner._config, "PERF_COUNT": "YES"})
-        rows = profile_requests(compiled, model_feeds(spec, x, ctx, None), repeats)
+        rows = profile_requests(compiled, model_feeds(spec, x, ctx, None), repeats, model)
         name = runner.name
     return {"runner": name, "tile": tile, "threads": threads, "rows": rows,
             "node_seconds": sum(r["seconds"] for r in rows),

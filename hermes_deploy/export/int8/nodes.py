@@ -30,7 +30,12 @@ def node_group(node, initializers: set[str]) -> str:
     weights = [i for i in node.input[1:2] if i in initializers]
     if not weights:
         return node.op_type.lower()
-    parts = weights[0].split(".")
+    return weight_group(weights[0])
+
+
+def weight_group(name: str) -> str:
+    """The module a weight belongs to (see :func:`node_group`)."""
+    parts = name.split(".")
     if parts and parts[0] == "net":
         parts = parts[1:]
     parts = parts[:-1] or parts
