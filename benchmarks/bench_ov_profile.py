@@ -92,7 +92,8 @@ def main() -> None:
     for r in sorted(rows, key=lambda r: -r["seconds"])[: args.top]:
         rate = r["flops"] / r["seconds"] / 1e9 if r["flops"] and r["seconds"] else 0
         print(f"  {r['seconds'] * 1e3:7.2f} ms {r['type']:<16} {r['kernel']:<28} "
-              f"{(f'{rate:6.1f} GFLOP/s' if rate else ''):<14} {r['node'][:60]}")
+              f"{(f'{rate:6.1f} GFLOP/s' if rate else ''):<14} {r['block']:<16} "
+              f"{'x'.join(map(str, r['shape'] or [])):<18} {r['node'][:48]}")
 
 
 if __name__ == "__main__":

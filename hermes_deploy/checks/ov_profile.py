@@ -156,7 +156,7 @@ def runtime_nodes(compiled, source_model=None) -> dict[str, dict]:
                     block = found
                     break
         nodes[op.get_friendly_name()] = {"type": layer, "flops": node_flops(layer, inputs, output),
-                                         "block": block}
+                                         "block": block, "shape": output}
     return nodes
 
 
@@ -180,7 +180,8 @@ def profile_requests(compiled, feeds, repeats: int, source_model=None) -> list[d
         rt = shapes.get(name, {})
         rows.append({"node": name, "type": node_type, "kernel": exec_type,
                      "precision": kernel_precision(exec_type), "seconds": statistics.median(samples),
-                     "flops": rt.get("flops", 0), "block": rt.get("block", "(graph)")})
+                     "flops": rt.get("flops", 0), "block": rt.get("block", "(graph)"),
+                     "shape": rt.get("shape")})
     return rows
 
 
