@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-
 
 
 def _table(title: str, groups: list[dict], key: str, peak: float, limit: int = 12) -> str:

@@ -130,15 +130,20 @@ class OvRunner:
         if request is None:
             if len(self._by_shape) >= MAX_SHAPES:
                 return self._main_req
-            model = self._model.clone()
-            shapes = {self.spec.input_name: [b, self.spec.in_channels, h, w],
-                      self.spec.context_name: [b, self.spec.context_channels]}
-            if self.spec.noise_name:
-                shapes[self.spec.noise_name] = [b, 1, h, w]
-            model.reshape(shapes)
-            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+            request = self.compile_static(b, h, w)[0].create_infer_request()
             self._by_shape[key] = request
         return request
+
+    def compile_static(self, batch: int, height: int, width: int, extra: dict | None = None):
+        """``(compiled model, model)`` of the main graph reshaped to one static tile
+        shape, compiled with this runner's config (plus ``extra``, e.g. PERF_COUNT)."""
+        model = self._model.clone()
+        shapes = {self.spec.input_name: [batch, self.spec.in_channels, height, width],
+                  self.spec.context_name: [batch, self.spec.context_channels]}
+        if self.spec.noise_name:
+            shapes[self.spec.noise_name] = [batch, 1, height, width]
+        model.reshape(shapes)
+        return self._core.compile_model(model, "CPU", {**self._config, **(extra or {})}), model
 
     def restorer(self):
         """HxWxC -> sHxsWxC on the whole image (for the quality harness)."""

@@ -95,8 +95,6 @@ class ImageInfo:
 class ImageSource:
     """A decoded-on-demand image; rows must be read top to bottom (see module doc)."""
 
-    FETCH_ROWS = 32
-
     def __init__(self, path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         pyvips = _vips()
         self.path = Path(path)
@@ -182,14 +180,9 @@ class ImageSource:
                 # one region, fetched top to bottom: separate crops would each start a
                 # pipeline and a sequential loader cannot go back for their first rows
                 self._region = pyvips.Region.new(self._image)
+            buf = self._region.fetch(0, y0, self.info.width, y1 - y0)
             dtype = np.uint16 if self.info.depth == 16 else np.uint8
-            raw = np.empty((y1 - y0, self.info.width, self._image.bands), dtype)
-            for y in range(y0, y1, self.FETCH_ROWS):
-                # a few rows per fetch: libvips' region buffer and the bytes it hands
-                # back are then small next to the rows asked for
-                n = min(self.FETCH_ROWS, y1 - y)
-                buf = self._region.fetch(0, y, self.info.width, n)
-                raw[y - y0:y - y0 + n] = np.frombuffer(buf, dtype=dtype).reshape(raw[:n].shape)
+            raw = np.frombuffer(buf, dtype=dtype).reshape(y1 - y0, self.info.width, self._image.bands)
         except pyvips.Error as exc:
             raise InputError(f"{self.path.name}: decoding failed at row {y0} ({_first(exc)}); "
                              "the file is truncated or corrupt") from None

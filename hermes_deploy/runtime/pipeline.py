@@ -29,7 +29,8 @@ from .images import to_float_rgb
 from .stitch import SampleFormat, stitched
 from .plan import DEFAULT_TILE, TileOptions, TilePlan, make_plan, pad_to
 
-__all__ = ["DEFAULT_TILE", "FileResult", "RunStats", "TileOptions", "restore_array", "restore_file", "run_tiled"]
+__all__ = ["DEFAULT_TILE", "FileResult", "RunStats", "TileOptions", "fill", "restore_array", "restore_file",
+           "run_tiled"]
 
 _END = object()
 READ_ROWS = 32  # input rows asked of read_rows at a time
@@ -225,6 +226,19 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
     return stats
 
 
+def fill(out: np.ndarray) -> Callable[[Iterator[np.ndarray]], None]:
+    """A ``consume`` for :func:`run_tiled` that copies the rows, top to bottom, into
+    ``out`` (the whole output, preallocated in the rows' format)."""
+
+    def consume(strips: Iterator[np.ndarray]) -> None:
+        done = 0
+        for strip in strips:
+            out[done:done + strip.shape[0]] = strip
+            done += strip.shape[0]
+
+    return consume
+
+
 def image_context(runner, image: np.ndarray) -> np.ndarray:
     """(H, W, 3) float image -> (1, K) context from the runner's context graph."""
     return runner.context(np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32))
@@ -242,15 +256,7 @@ def restore_array(runner, image: np.ndarray, options: TileOptions = TileOptions(
     ctx_s = time.perf_counter() - t0
     s = runner.spec.scale
     out = np.empty((s * h, s * w, 3), np.float32)
-    done = 0
-
-    def consume(strips) -> None:
-        nonlocal done
-        for strip in strips:
-            out[done:done + strip.shape[0]] = strip
-            done += strip.shape[0]
-
-    stats = run_tiled(runner, plan, lambda y0, y1: image[y0:y1], ctx, consume,
+    stats = run_tiled(runner, plan, lambda y0, y1: image[y0:y1], ctx, fill(out),
                       batch=options.batch)
     stats.context_seconds = ctx_s
     return out, stats

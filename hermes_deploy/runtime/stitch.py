@@ -82,7 +82,6 @@ class Stitcher:
         self._carry_h = 0  # rows of the carry the current tile row adds in
         self._wins = [np.zeros((self.band, self.tw, channels), np.float32) for _ in range(2)]
         self._win = 0  # which of the two windows holds the current tile
-        self._added_to = 0  # output column up to which this tile row has taken the carry
 
     def add(self, row: int, col: int, out: np.ndarray) -> None:
         """Accumulate one tile output (s*th, s*tw, C) of tile (row, col), in plan order;
@@ -93,17 +92,17 @@ class Stitcher:
         self._win = 1 - self._win
         if col == 0:
             win[:] = 0.0
-            self._added_to = 0
+            added = 0  # output columns whose carry is already in the window
         else:
             # the previous tile's columns from x0 on are still open: they move over
             shift = x0 - s * p.xs[col - 1]
             win[:, : self.tw - shift] = prev[:, shift:]
             win[:, self.tw - shift:] = 0.0
-        a = min(self._added_to, self.crop_w)
+            added = s * p.xs[col - 1] + self.tw
+        a = min(added, self.crop_w)
         b = min(x0 + self.tw, self.crop_w)
         if self._carry_h and b > a:
             win[: self._carry_h, a - x0:b - x0] += self._carry[: self._carry_h, a:b]
-        self._added_to = x0 + self.tw
         win += out * (self._wy[row][:, None, None] * self._wx[col][None, :, None])
         last_col = col == len(p.xs) - 1
         end = min(x0 + self.tw if last_col else s * p.xs[col + 1], self.crop_w)

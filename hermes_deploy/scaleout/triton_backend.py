@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import HermesError, InputError
 from ..runtime.images import DEFAULT_MAX_PIXELS, Samples, to_float_rgb
-from ..runtime.pipeline import image_context, run_tiled
+from ..runtime.pipeline import fill, image_context, run_tiled
 from ..runtime.plan import TileOptions, make_plan
 from ..spec import ModelSpec
 
@@ -73,14 +73,7 @@ class ImageRestorer:
         plan = make_plan(spec, h, w, self.options)
         ctx = image_context(self.runner, self._context_image(colour))
         out = np.empty((s * h, s * w, channels), np.uint16 if depth == 16 else np.uint8)
-        done = [0]
-
-        def consume(strips) -> None:
-            for strip in strips:
-                out[done[0]:done[0] + strip.shape[0]] = strip
-                done[0] += strip.shape[0]
-
-        run_tiled(self.runner, plan, lambda y0, y1: colour[y0:y1], ctx, consume,
+        run_tiled(self.runner, plan, lambda y0, y1: colour[y0:y1], ctx, fill(out),
                   batch=self.options.batch, samples=Samples(depth, channels))
         if alpha:
             out = np.concatenate([out, self._alpha(image[:, :, -1], s)], axis=2)
