@@ -62,7 +62,7 @@ def _lowering_function_bytes(op: str, chunk: int, opset: int, dims: tuple[int, .
         B_, L_ = dim("b", min=1, max=4096), dim("l", min=1, max=1 << 26)
         shapes = {"x": {0: B_, 1: L_}, "dt": {0: B_, 1: L_}, "A": None,
                   "B": {0: B_, 1: L_}, "C": {0: B_, 1: L_}}
-        module = Scan()
+        module = Scan().eval()
     else:
         class Spectral(torch.nn.Module):
             def forward(self, x, cutoff, sharpness):
@@ -71,7 +71,7 @@ def _lowering_function_bytes(op: str, chunk: int, opset: int, dims: tuple[int, .
         args = (torch.rand(2, 3, 20, 24), torch.rand(3), torch.rand(3))
         shapes = {"x": {0: dim("b", min=1, max=4096), 2: dim("h", min=1, max=1 << 15),
                         3: dim("w", min=1, max=1 << 15)}, "cutoff": None, "sharpness": None}
-        module = Spectral()
+        module = Spectral().eval()
     with ops.lowered_ops(), torch.no_grad():
         program = torch.onnx.export(module, args, dynamo=True, opset_version=opset,
                                     dynamic_shapes=shapes, verbose=False)

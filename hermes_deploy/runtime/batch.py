@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..atomic import discard, sweep, temp_file, write_text
 from ..errors import HermesError, InputError
+from ..formats import STREAMING_NAMES
 from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from .images import OutputError, output_suffix
 from .pipeline import restore_file
@@ -34,7 +35,7 @@ from .plan import TileOptions, check_options
 class ItemResult:
     source: str
     output: str | None
-    status: str  # done | skipped | failed
+    status: str  # done | skipped (output exists) | failed | ignored (not an image input)
     message: str = ""
     seconds: float = 0.0
     megapixels: float = 0.0  # input megapixels
@@ -59,34 +60,91 @@ class BatchReport:
         mp = sum(i.megapixels for i in self.items if i.status == "done")
         return {"backend": self.backend, "done": self.count("done"),
                 "skipped": self.count("skipped"), "failed": self.failed,
+                "ignored": self.count("ignored"),
                 "megapixels": round(mp, 4), "wall_seconds": round(self.wall_seconds, 3),
                 "megapixels_per_second": round(mp / self.wall_seconds, 4) if self.wall_seconds else 0,
                 "items": [asdict(i) for i in self.items]}
 
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Expand files, folders (their images, sorted) and glob patterns, keeping order."""
+@dataclass
+class Collected:
+    """What a list of inputs expands to: the files to try, and those passed over with why."""
+    sources: list[Path]
+    ignored: list[tuple[Path, str]]
+
+
+def collect(inputs: list[str]) -> Collected:
+    """Expand files, folders (their images, sorted) and glob patterns, keeping order.
+
+    Files inside a folder or matched by a glob that the runtime cannot read, and
+    sub-folders of a folder, are not tried: each is listed in ``ignored`` with the
+    reason, so the run can say what it passed over instead of skipping it in silence.
+    An explicitly named file is always tried (and fails by name if unreadable).
+    """
     found: list[Path] = []
+    ignored: list[tuple[Path, str]] = []
+
+    def sort_in(candidates) -> None:
+        for p in sorted(candidates):
+            if p.is_dir():
+                ignored.append((p, "a folder; folders are not searched recursively "
+                                   "(pass it, or a glob such as 'dir/**/*.png')"))
+            elif not p.is_file():
+                ignored.append((p, "not a regular file"))
+            elif p.suffix.lower() in INPUT_SUFFIXES:
+                found.append(p)
+            else:
+                ignored.append((p, f"not an image the runtime reads "
+                                   f"({p.suffix.lower() or 'no suffix'}; it reads {STREAMING_NAMES})"))
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            sort_in(path.iterdir())
         elif path.exists():
             found.append(path)  # an explicit file is tried whatever its suffix
         elif glob.has_magic(item):
-            found += sorted(Path(p) for p in glob.glob(item, recursive=True)
-                            if Path(p).is_file() and Path(p).suffix.lower() in INPUT_SUFFIXES)
+            sort_in(Path(p) for p in glob.glob(item, recursive=True) if not Path(p).is_dir())
         else:
             found.append(path)  # reported as missing by the batch
+    return Collected(_unique(found), _unique_pairs(ignored))
+
+
+def collect_inputs(inputs: list[str]) -> list[Path]:
+    """The files :func:`collect` would try, in order."""
+    return collect(inputs).sources
+
+
+def _unique(paths: list[Path]) -> list[Path]:
     seen: set[Path] = set()
     unique = []
-    for p in found:
+    for p in paths:
         key = p.resolve()
         if key not in seen:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def _unique_pairs(pairs: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    kept = {p: why for p, why in pairs}
+    return [(p, kept[p]) for p in _unique([p for p, _ in pairs])]
+
+
+def ignored_items(collected: Collected) -> list[ItemResult]:
+    """Report rows for the files a run passed over (status ``ignored``)."""
+    return [ItemResult(source=str(p), output=None, status="ignored", message=f"{p.name}: {why}")
+            for p, why in collected.ignored]
+
+
+def no_inputs_error(collected: Collected) -> InputError:
+    passed_over = ""
+    if collected.ignored:
+        names = ", ".join(p.name for p, _ in collected.ignored[:5])
+        more = f" and {len(collected.ignored) - 5} more" if len(collected.ignored) > 5 else ""
+        passed_over = f" ({len(collected.ignored)} other file(s) passed over: {names}{more})"
+    return InputError(f"no input images found{passed_over}; pass image files, folders or glob "
+                      f"patterns ({', '.join(INPUT_SUFFIXES)})")
 
 
 def check_writable(folder: Path) -> None:
@@ -108,10 +166,10 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     """Restore every input into ``outdir``; see module doc."""
     say = say or (lambda msg: None)
     outdir = Path(outdir)
-    sources = collect_inputs(inputs)
+    collected = collect(inputs)
+    sources = collected.sources
     if not sources:
-        raise InputError("no input images found; pass image files, folders or glob patterns "
-                         f"({', '.join(INPUT_SUFFIXES)})")
+        raise no_inputs_error(collected)
     # bad tile settings fail the whole batch at once, not every file in turn
     check_options(runner.spec, options)
     output_suffix(fmt, ".png")  # validate the format early
@@ -121,6 +179,9 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     check_writable(outdir)
     inputs_ids = {fid: p for p in sources if (fid := _file_id(p)) is not None}
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
+    for item in ignored_items(collected):
+        report.items.append(item)
+        say(f"ignored {item.message}")
     start = time.perf_counter()
     claimed: dict[Path, Path] = {}
     for source in sources:
@@ -177,17 +238,81 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def check_report_path(path: Path) -> None:
-    """Refuse a report path that can never be written, before any work is done."""
+REPORT_FORMAT = "hermes-report/2"
+
+
+def check_report_path(path: Path) -> dict | None:
+    """Refuse a report path that can never be written, before any work is done.
+
+    Returns the report already at ``path`` (which the new run's figures are merged
+    into), or None. A file there that is not a hermes-deploy run report is refused
+    rather than overwritten.
+    """
     if path.is_dir():
         raise InputError(f"--report {path} is a folder; give a file name such as "
                          f"{path / 'hermes-report.json'}")
+    if not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        problem = getattr(exc, "strerror", None) or "not JSON"
+        previous, why = None, problem
+    else:
+        why = "not a hermes-deploy run report"
+    if not (isinstance(previous, dict) and isinstance(previous.get("items"), list)
+            and "backend" in previous):
+        raise InputError(f"report file {path} exists and cannot be extended ({why}); "
+                         "pass another --report file or remove it")
+    return previous
 
 
-def write_report(path: Path, data: dict) -> None:
-    """Write the JSON run report atomically; a failure is one :class:`OutputError` line."""
-    check_report_path(path)
-    write_text(path, json.dumps(data, indent=2), what="the run report")
+def merge_report(previous: dict | None, current: dict) -> dict:
+    """The report of this run, with the figures of earlier runs into the same file kept.
+
+    Top-level counts and ``items`` are this run's. ``runs`` lists every run's summary;
+    ``inputs`` holds one row per input over all runs: the newest, except that a row
+    skipped because its output exists never hides the earlier run that made it (so a
+    resumed batch keeps the figures of the files it did not redo).
+    """
+    summary_keys = ("backend", "done", "skipped", "failed", "ignored", "megapixels",
+                    "wall_seconds", "megapixels_per_second")
+    this_run = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **{k: current.get(k) for k in summary_keys if k in current}}
+    runs: list[dict] = []
+    inputs: dict[str, dict] = {}
+    if previous is not None:
+        if previous.get("format") == REPORT_FORMAT:
+            runs = list(previous.get("runs", []))
+            earlier = previous.get("inputs", [])
+        else:  # a report of the first format: one earlier run
+            runs = [{k: previous.get(k) for k in summary_keys if k in previous}]
+            earlier = previous.get("items", [])
+        inputs = {row["source"]: row for row in earlier
+                  if isinstance(row, dict) and "source" in row}
+    run_index = len(runs)
+    for row in current.get("items", []):
+        old = inputs.get(row["source"])
+        if (row.get("status") == "skipped" and old is not None and old.get("status") == "done"
+                and old.get("output") == row.get("output")):
+            continue
+        inputs[row["source"]] = {**row, "run": run_index}
+    rows = list(inputs.values())
+    totals = {status: sum(1 for r in rows if r.get("status") == status)
+              for status in ("done", "skipped", "failed", "ignored")}
+    return {"format": REPORT_FORMAT, **current, "runs": runs + [this_run],
+            "inputs": rows, "totals": totals}
+
+
+def write_report(path: Path, data: dict, previous: dict | None = None) -> dict:
+    """Write the JSON run report atomically, merged with ``previous`` (see
+    :func:`merge_report`); a failure is one :class:`OutputError` line. Returns what
+    was written."""
+    if path.is_dir():
+        check_report_path(path)
+    merged = merge_report(previous, data)
+    write_text(path, json.dumps(merged, indent=2), what="the run report")
+    return merged
 
 
 def _named(source: Path, message: str) -> str:

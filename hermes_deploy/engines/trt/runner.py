@@ -67,7 +67,8 @@ def _torch_cuda() -> Any:
     torch = require("torch", purpose="Running TensorRT engines")
     if not torch.cuda.is_available():
         raise InputError("running a TensorRT engine needs a CUDA GPU and torch with CUDA; none is "
-                         "visible here (use OrtRunner with the ONNX on CPU)")
+                         "visible here: on this machine pass the ONNX graph the engine was built "
+                         "from instead (--model model.onnx --backend auto)")
     return torch
 
 
