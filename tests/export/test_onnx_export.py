@@ -97,6 +97,22 @@ def test_tensorrt_target_keeps_plugin_nodes_and_runs_through_lowering(exports):
     assert report.passed, report.table()
 
 
+def test_lowerings_export_without_torch_warnings(exports):
+    """Lowering the plugin nodes (calibrate, verify) exports the lowerings in eval mode:
+    no "Exporting a model while it is in training mode" warning reaches a CLI user.
+    A fresh process, because the lowerings are cached per process."""
+    _, result = exports(2, "tensorrt")
+    code = ("import warnings, onnx\n"
+            "from hermes_deploy.export.lowering import inline_lowerings\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    inline_lowerings(onnx.load({str(result.path)!r}))\n"
+            "print('\\n'.join(str(w.message) for w in seen))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "training mode" not in res.stdout + res.stderr, res.stdout
+
+
 def test_generative_export_takes_noise_input(exports):
     ckpt, result = exports(2, keep_generative=True)
     model = onnx.load(str(result.path))
