@@ -172,9 +172,12 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
           val_every: int = typer.Option(200, help="Validate on the held-out photos every N steps."),
           max_minutes: float = typer.Option(0.0, help="Stop after this long (0 = no limit)."),
           threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
-          router_steps: int = typer.Option(250, help="Stage 2: router calibration steps (0 = skip)."),
+          router_steps: int | None = typer.Option(
+              None, show_default="steps/4, at most 250; 250 with --steps 0",
+              help="Stage 2 (after --steps): router calibration steps (0 = skip)."),
           init: str = typer.Option("", help="Start from this checkpoint instead of from scratch.")) -> None:
-    """Train a fidelity-mode model on the bundled photographs (reproduces the default)."""
+    """Train a fidelity-mode model on the bundled photographs: stage 1 (--steps), then
+    router calibration (--router-steps). Reproduces the default (hermes_deploy/weights/README.md)."""
     with guarded():
         from ..training import TrainConfig, train as run_training
 
@@ -183,10 +186,8 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
                           val_every=val_every, max_minutes=max_minutes, threads=threads,
                           router_steps=router_steps, init=init)
         result = run_training(cfg)
-        typer.echo(f"trained {result.steps} steps in {result.seconds / 60:.1f} min: loss "
-                   f"{result.first_loss:.4f} -> {result.last_loss:.4f}, held-out PSNR-Y "
-                   f"{result.val_psnr:.3f} dB ({result.val_gain:+.3f} vs baseline)")
-        typer.echo(f"checkpoint: {result.checkpoint}")
+        for line in result.summary():
+            typer.echo(line)
 
 
 app.command("infer")(infer)

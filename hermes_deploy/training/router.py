@@ -12,6 +12,8 @@ routing depends on the image instead of on near-ties.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,8 +26,11 @@ from ..quality import Degradation
 def calibrate_router(model: Hermes, images: list[np.ndarray], degradation: Degradation,
                      steps: int = 150, batch: int = 16, gt_crop: int = 80, lr: float = 1e-3,
                      balance_weight: float = 0.5, entropy_weight: float = 0.05,
-                     seed: int = 0) -> list[float]:
-    """Train only ``model.moe.router``; returns the per-step losses."""
+                     seed: int = 0, on_step: Callable[[float], None] | None = None) -> list[float]:
+    """Train only ``model.moe.router``; returns the per-step losses.
+
+    ``on_step`` is called after every step with that step's loss (progress display).
+    """
     rng = np.random.default_rng(seed)
     s = degradation.scale
     pairs, contexts = [], []
@@ -68,6 +73,8 @@ def calibrate_router(model: Hermes, images: list[np.ndarray], degradation: Degra
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(losses[-1])
     finally:
         model.moe.router_noise = noise
         for p, flag in frozen.items():

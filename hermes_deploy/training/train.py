@@ -8,8 +8,16 @@ weights are frozen, but it stays in the checkpoint and runs when fidelity is tur
 A GAN/perceptual objective is not implemented (no pretrained feature network can be
 fetched here), so E4 is never trained.
 
-Validation PSNR-Y on the held-out photographs runs every ``val_every`` steps; every
-checkpoint is written atomically (temporary file + rename).
+Stage 2 then calibrates the router (:mod:`.router`) for ``router_steps`` steps; left
+unset, that is a quarter of the stage-1 steps, at most ``ROUTER_STEPS_CAP`` (the value
+the shipped default was calibrated with), so a 5-step trial is not followed by minutes
+of router training. Each stage has its own progress bar and its own loss: the two
+objectives differ (stage 2 weighs load balancing 10x more), so their values are never
+compared with each other.
+
+Validation PSNR-Y on the held-out photographs runs every ``val_every`` steps, at the
+end of stage 1 and after stage 2 (none when ``val_every`` is 0); every checkpoint is
+written atomically (temporary file + rename).
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..atomic import write_error
+from ..errors import InvalidArgumentError
 from ..model.checkpoint import save_checkpoint
 from ..model.config import preset
 from ..model.moe import GENERATIVE, load_balancing_loss, router_entropy
@@ -55,21 +64,79 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
     val_photos: tuple[str, ...] = HELDOUT_PHOTOS
     progress: bool = True
-    router_steps: int = 250  # stage 2: router calibration on image-level contexts
+    router_steps: int | None = None  # stage 2 steps; None: resolve_router_steps() picks
     router_lr: float = 1e-2
     init: str = ""  # start from this checkpoint (e.g. a finished stage 1) instead of scratch
 
 
+ROUTER_STEPS_CAP = 250  # stage 2 of the shipped default (hermes_deploy/weights/README.md)
+
+
+def resolve_router_steps(cfg: TrainConfig) -> int:
+    """Stage-2 steps: ``cfg.router_steps`` when set, else a quarter of the stage-1 steps
+    (rounded up) capped at ``ROUTER_STEPS_CAP``; a run with no stage 1 (``steps`` 0, a
+    router-only pass over an ``init`` checkpoint) gets the cap."""
+    if cfg.steps < 0 or (cfg.router_steps or 0) < 0:
+        raise InvalidArgumentError(f"steps {cfg.steps} and router steps {cfg.router_steps} must be "
+                                   f">= 0; pass 0 to skip a stage")
+    if cfg.router_steps is not None:
+        return cfg.router_steps
+    if cfg.steps == 0:
+        return ROUTER_STEPS_CAP
+    return min(ROUTER_STEPS_CAP, -(-cfg.steps // 4))
+
+
 @dataclass
 class TrainResult:
+    """Figures of one run. ``losses`` are stage 1's per-step losses (its full objective),
+    ``router_losses`` stage 2's (a different objective); ``val_psnr``/``val_gain`` are
+    NaN when no validation ran (``val_every`` 0)."""
+
     checkpoint: str
     steps: int
     seconds: float
-    first_loss: float
-    last_loss: float
     val_psnr: float
     val_gain: float
+    losses: list[float] = field(default_factory=list)
+    router_steps: int = 0
+    router_losses: list[float] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def first_loss(self) -> float:
+        return self.losses[0] if self.losses else float("nan")
+
+    @property
+    def last_loss(self) -> float:
+        return self.losses[-1] if self.losses else float("nan")
+
+    @property
+    def router_first_loss(self) -> float:
+        return self.router_losses[0] if self.router_losses else float("nan")
+
+    @property
+    def router_last_loss(self) -> float:
+        return self.router_losses[-1] if self.router_losses else float("nan")
+
+    def summary(self) -> list[str]:
+        """Closing lines for people: each stage's first and last loss, then validation."""
+        lines = []
+        if self.losses:
+            lines.append(f"stage 1: {len(self.losses)} steps, loss {self.first_loss:.4f} -> "
+                         f"{self.last_loss:.4f} (L1 + MS-SSIM + balance + entropy)")
+        else:
+            lines.append("stage 1: skipped (0 steps)")
+        if self.router_losses:
+            lines.append(f"router: {len(self.router_losses)} steps, loss {self.router_first_loss:.4f}"
+                         f" -> {self.router_last_loss:.4f} (router only: L1 + balance + entropy)")
+        else:
+            lines.append("router: skipped (0 router steps)")
+        if math.isnan(self.val_psnr):
+            lines.append("held-out PSNR-Y: not measured (validation off)")
+        else:
+            lines.append(f"held-out PSNR-Y {self.val_psnr:.3f} dB ({self.val_gain:+.3f} vs bicubic)")
+        lines.append(f"{self.seconds / 60:.1f} min; checkpoint: {self.checkpoint}")
+        return lines
 
 
 def degradations_for(scale: int) -> list[Degradation]:
@@ -128,6 +195,7 @@ def train_step_loss(model: Hermes, lq: torch.Tensor, gt: torch.Tensor, cfg: Trai
 
 def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | None = None) -> TrainResult:
     """Train a fidelity-mode model from ``cfg.seed``; returns figures and the checkpoint path."""
+    cfg = replace(cfg, router_steps=resolve_router_steps(cfg))  # the checkpoints record the figure
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -154,10 +222,11 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, desc=f"train {cfg.preset} x{cfg.scale}", unit="step")
+        bar = tqdm(total=cfg.steps, desc=f"stage 1 {cfg.preset} x{cfg.scale}", unit="step")
     start = time.monotonic()
-    first_loss = last_loss = float("nan")
+    losses: list[float] = []
     val = {"psnr": float("nan"), "gain": float("nan")}
+    val_shown = "-"  # until a validation has run
     ema = None
     step = 0
     try:
@@ -175,13 +244,11 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 value = float(loss.detach())
-                if step == 1:
-                    first_loss = value
-                last_loss = value
+                losses.append(value)
                 ema = value if ema is None else 0.98 * ema + 0.02 * value
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{ema:.4f}", val=f"{val['psnr']:.2f}")
+                    bar.set_postfix(loss=f"{ema:.4f}", val=val_shown)
                 timed_out = cfg.max_minutes and (time.monotonic() - start) > cfg.max_minutes * 60
                 if (cfg.val_every and step % cfg.val_every == 0) or step == cfg.steps or timed_out:
                     model.eval()
@@ -194,7 +261,10 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
                     extra = _checkpoint_record(cfg, step, val)
                     save_checkpoint(model, out_dir / "last.safetensors", extra=extra)
                     save_checkpoint(model, out_dir / f"step{step:05d}.safetensors", extra=extra)
-                    if bar is not None:
+                    if val_images:
+                        val_shown = f"{val['psnr']:.2f}"
+                    if bar is not None and val_images:
+                        bar.set_postfix(loss=f"{ema:.4f}", val=val_shown)
                         bar.write(f"step {step}: loss {ema:.4f}, val PSNR-Y {val['psnr']:.3f} dB "
                                   f"({val['gain']:+.3f} vs bicubic)")
                 if timed_out:
@@ -202,27 +272,46 @@ def train(cfg: TrainConfig, model: Hermes | None = None, sampler: PairSampler | 
     finally:  # closed before any error line is printed, which would land on the bar's line
         if bar is not None:
             bar.close()
-    if cfg.router_steps:
-        from .router import calibrate_router
-
-        if cfg.progress:
-            print(f"stage 2: calibrating the router ({cfg.router_steps} steps)", flush=True)
-        losses = calibrate_router(model, sampler.images, degradations_for(cfg.scale)[0],
-                                  steps=cfg.router_steps, batch=cfg.batch,
-                                  gt_crop=cfg.lr_patch * cfg.scale, lr=cfg.router_lr, seed=cfg.seed)
-        last_loss = losses[-1] if losses else last_loss
+    router_steps = cfg.router_steps
+    router_losses: list[float] = []
+    if router_steps:
+        router_losses = _router_stage(model, sampler, cfg, router_steps)
         model.eval()
         val = validate(model, cfg.scale, cfg.val_photos, val_images) if val_images else val
-        entry = {"step": step, "stage": "router", "router_steps": cfg.router_steps,
+        entry = {"step": step, "stage": "router", "router_steps": router_steps,
+                 "first_loss": router_losses[0], "last_loss": router_losses[-1],
                  "seconds": round(time.monotonic() - start, 1), "val": val}
         history.append(entry)
         with _open_log(log_path, "a") as log:
             _log(log, log_path, entry)
         save_checkpoint(model, out_dir / "last.safetensors",
-                        extra=_checkpoint_record(cfg, step, val, router_steps=str(cfg.router_steps)))
+                        extra=_checkpoint_record(cfg, step, val, router_steps=str(router_steps)))
     model.moe.router_noise = 0.0
     model.eval()
     return TrainResult(checkpoint=str(out_dir / "last.safetensors"), steps=step,
-                       seconds=time.monotonic() - start, first_loss=first_loss,
-                       last_loss=last_loss, val_psnr=val["psnr"], val_gain=val["gain"],
+                       seconds=time.monotonic() - start, val_psnr=val["psnr"], val_gain=val["gain"],
+                       losses=losses, router_steps=router_steps, router_losses=router_losses,
                        history=history)
+
+
+def _router_stage(model: Hermes, sampler: PairSampler, cfg: TrainConfig, steps: int) -> list[float]:
+    """Stage 2 with its own progress bar (its loss is not stage 1's: separate bars)."""
+    from .router import calibrate_router
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="stage 2 router", unit="step")
+
+    def shown(value: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+
+    try:
+        return calibrate_router(model, sampler.images, degradations_for(cfg.scale)[0], steps=steps,
+                                batch=cfg.batch, gt_crop=cfg.lr_patch * cfg.scale, lr=cfg.router_lr,
+                                seed=cfg.seed, on_step=shown if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -58,3 +60,43 @@ def test_sampler_is_seeded_rewindable_and_batches_differ():
     assert not torch.equal(a1[1], a2[1])
     assert not torch.equal(a1[1][0], a1[1][1])  # crops within a batch differ
     assert a1[0].shape == (3, 3, 16, 16) and a1[1].shape == (3, 3, 32, 32)
+
+
+def _tiny_run(tmp_path, **kw) -> TrainConfig:
+    base = dict(preset="tiny", scale=2, steps=2, batch=1, lr_patch=8, warmup=1, val_every=0,
+                out_dir=str(tmp_path / "run"), progress=True)
+    return TrainConfig(**{**base, **kw})
+
+
+def _tiny_sampler() -> PairSampler:
+    return PairSampler(degradations_for(2), 16, 1, seed=0, images=[load_photo("rocket")[:96, :96]])
+
+
+@pytest.mark.slow
+def test_short_run_stages_progress_and_losses(tmp_path, capsys):
+    """`--steps 5` is not followed by a fixed 250-step router stage (15.5 minutes); each
+    stage has its own bar and its own losses; the bar shows no `nan` before validation."""
+    result = train(_tiny_run(tmp_path, steps=5), sampler=_tiny_sampler())
+    router = [h for h in result.history if h.get("stage") == "router"]
+    assert router and router[0]["router_steps"] == 2 == result.router_steps, router
+    err = capsys.readouterr().err
+    assert "nan" not in err and "val=-" in err, err
+    assert re.search(r"router[^\r\n]*2/2", err), err  # stage 2's own bar reaches its total
+    assert len(result.losses) == 5 and len(result.router_losses) == 2
+    assert (result.first_loss, result.last_loss) == (result.losses[0], result.losses[-1])
+    assert (result.router_first_loss, result.router_last_loss) == (result.router_losses[0],
+                                                                   result.router_losses[-1])
+
+
+def test_router_steps_default_is_proportional_and_capped():
+    from hermes_deploy.errors import InvalidArgumentError
+    from hermes_deploy.training.train import resolve_router_steps
+
+    assert resolve_router_steps(TrainConfig(steps=5)) == 2
+    assert resolve_router_steps(TrainConfig(steps=1200)) == 250  # the shipped recipe's value
+    assert resolve_router_steps(TrainConfig(steps=100_000)) == 250
+    assert resolve_router_steps(TrainConfig(steps=0)) == 250  # router-only run on --init
+    assert resolve_router_steps(TrainConfig(steps=5, router_steps=7)) == 7
+    assert resolve_router_steps(TrainConfig(steps=1200, router_steps=0)) == 0
+    with pytest.raises(InvalidArgumentError, match="pass 0 to skip"):
+        resolve_router_steps(TrainConfig(router_steps=-1))
