@@ -76,9 +76,10 @@ def resolve_router_steps(cfg: TrainConfig) -> int:
     """Stage-2 steps: ``cfg.router_steps`` when set, else a quarter of the stage-1 steps
     (rounded up) capped at ``ROUTER_STEPS_CAP``; a run with no stage 1 (``steps`` 0, a
     router-only pass over an ``init`` checkpoint) gets the cap."""
-    if cfg.steps < 0 or (cfg.router_steps or 0) < 0:
-        raise InvalidArgumentError(f"steps {cfg.steps} and router steps {cfg.router_steps} must be "
-                                   f">= 0; pass 0 to skip a stage")
+    for name, value, stage in (("steps", cfg.steps, "stage 1"),
+                               ("router steps", cfg.router_steps or 0, "the router stage")):
+        if value < 0:
+            raise InvalidArgumentError(f"{name} must be >= 0, received {value}; pass 0 to skip {stage}")
     if cfg.router_steps is not None:
         return cfg.router_steps
     if cfg.steps == 0:
