@@ -100,3 +100,21 @@ def test_router_steps_default_is_proportional_and_capped():
     assert resolve_router_steps(TrainConfig(steps=1200, router_steps=0)) == 0
     with pytest.raises(InvalidArgumentError, match="pass 0 to skip"):
         resolve_router_steps(TrainConfig(router_steps=-1))
+
+
+def test_summary_labels_each_stage_and_never_prints_nan():
+    from hermes_deploy.training.train import TrainResult
+
+    nan = float("nan")
+    router_only = TrainResult(checkpoint="c", steps=0, seconds=6.0, val_psnr=nan, val_gain=nan,
+                              router_steps=2, router_losses=[0.6, 0.5])
+    lines = router_only.summary()
+    assert lines[0] == "stage 1: skipped (0 steps)"
+    assert lines[1].startswith("router: 2 steps, loss 0.6000 -> 0.5000")
+    assert "nan" not in "\n".join(lines).lower()
+    both = TrainResult(checkpoint="c", steps=3, seconds=6.0, val_psnr=33.0, val_gain=1.2,
+                       losses=[0.08, 0.07, 0.06])
+    lines = both.summary()
+    assert lines[0].startswith("stage 1: 3 steps, loss 0.0800 -> 0.0600")
+    assert lines[1] == "router: skipped (0 router steps)"
+    assert "33.000 dB (+1.200 vs bicubic)" in lines[2]
