@@ -38,11 +38,16 @@ model, run with ``map_batches`` over an actor pool).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import sys
+import tempfile
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Iterator
 
 from ..atomic import sweep
 from ..engines.select import cached_onnx, open_runner
@@ -171,43 +176,14 @@ def run_ray_batch(inputs: list[str], outdir: str | os.PathLike, model: str = "de
     ray = require("ray", extra="ray", purpose=PURPOSE)
     require("ray.data", extra="ray", purpose=PURPOSE)
     plan = plan_job(inputs, outdir, model, backend, options, fmt, precision, say=say)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=None if address in (None, "", "local") else address,
-                 include_dashboard=False, log_to_driver=False,
-                 logging_level="WARNING")
-    try:
-        import ray.data
-
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
-        threads, num_cpus, num_gpus = _resources(ray, actors, threads, gpus)
-        say(f"Ray: {actors} actor(s), {threads} thread(s) and {num_cpus:g} CPU(s)"
-            + (f", {num_gpus:g} GPU(s)" if num_gpus else "") + f" each; {plan.runner_name}")
-        start = time.perf_counter()
-        rows = [{"group": json.dumps(g)} for g in plan.groups]
-        blocks = min(len(rows), max(8 * actors, -(-len(rows) // 64)))
-        ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        ds = ds.map_batches(
-            RestoreActor, batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            fn_constructor_kwargs=dict(model=plan.model, backend=plan.backend, threads=threads,
-                                       precision=precision, outdir=os.path.abspath(outdir),
-                                       options=options, fmt=fmt, overwrite=overwrite,
-                                       max_pixels=max_pixels),
-            num_cpus=num_cpus, num_gpus=num_gpus or None)
-        order = {json.dumps(g): i for i, g in enumerate(plan.groups)}
-        results: dict[int, list[ItemResult]] = {}
-        for row in ds.iter_rows():
-            for line in json.loads(row["logs"]):
-                say(line)
-            results[order[str(row["group"])]] = [
-                ItemResult(**{k: v for k, v in d.items() if k in _ITEM_FIELDS})
-                for d in json.loads(row["items"])]
-        wall = time.perf_counter() - start
-    finally:
-        if started:
-            ray.shutdown()
+    results = {} if overwrite else skipped_on_driver(plan.groups, Path(outdir), fmt, say)
+    todo = [i for i in range(len(plan.groups)) if i not in results]
+    wall = 0.0
+    if todo:  # a cluster (or a local one's start: seconds) only for files with work to do
+        settings = dict(precision=precision, outdir=os.path.abspath(outdir), options=options,
+                        fmt=fmt, overwrite=overwrite, max_pixels=max_pixels)
+        wall = _run_on_ray(ray, plan, todo, results, settings, threads=threads, actors=actors,
+                           address=address, gpus=gpus, say=say, progress=progress)
     stale = sweep(Path(outdir))  # left by actors killed mid-file (their retries redid the file)
     if stale:
         say(f"removed {len(stale)} temporary file(s) left by actors that were killed")
@@ -218,3 +194,99 @@ def run_ray_batch(inputs: list[str], outdir: str | os.PathLike, model: str = "de
     report.items = [item for i in range(len(plan.groups)) for item in results.get(i, [])] + lost
     report.wall_seconds = wall
     return report
+
+
+def skipped_on_driver(groups: list[list[str]], outdir: Path, fmt: str, say) -> dict[int, list[ItemResult]]:
+    """The local batch's skip rule, applied before Ray starts: a file whose output exists
+    is skipped with the local batch's message. Left to the actors: groups sharing an
+    output name and outputs that are an input file (they fail there, as locally)."""
+    inputs = {_file_id(source) for group in groups for source in group} - {None}
+    skipped = {}
+    for i, group in enumerate(groups):
+        out = output_for(Path(group[0]), outdir, fmt)
+        if len(group) != 1 or not os.path.isfile(group[0]) or not out.is_file() \
+                or _file_id(out) in inputs:
+            continue
+        name = Path(group[0]).name
+        say(f"skipped {name}: {out.name} exists (use --overwrite to redo)")
+        skipped[i] = [ItemResult(source=group[0], output=str(out), status="skipped",
+                                 message="output exists (use --overwrite to redo)")]
+    return skipped
+
+
+def _file_id(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@contextlib.contextmanager
+def _quiet_ray_start() -> Iterator[None]:
+    """Start Ray without its own messages on this command's stderr (they stay in the
+    session's log files): the token-auth notice and the core worker's notice about
+    actor constructor arguments, both error-free, would come with every run. The core
+    worker reads RAY_BACKEND_LOG_LEVEL at ``ray.init`` (a value the user set wins) and
+    says so on file descriptor 2 from C++, which is held in a file during the start and
+    shown only if the start fails."""
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _run_on_ray(ray, plan: RayPlan, todo: list[int], results: dict[int, list[ItemResult]],
+                settings: dict, *, threads: int, actors: int, address: str | None,
+                gpus: float | None, say, progress: bool) -> float:
+    """Restore ``plan.groups[i]`` for ``i`` in ``todo`` on the actor pool into ``results``
+    (``settings``: the actors' batch settings); returns the wall time in seconds."""
+    started = not ray.is_initialized()
+    if started:
+        with _quiet_ray_start():
+            ray.init(address=None if address in (None, "", "local") else address,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        import ray.data
+
+        for handler in logging.getLogger("ray.data").handlers:  # the console, not the log file
+            if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
+                handler.setLevel(logging.ERROR)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        threads, num_cpus, num_gpus = _resources(ray, actors, threads, gpus)
+        say(f"Ray: {actors} actor(s), {threads} thread(s) and {num_cpus:g} CPU(s)"
+            + (f", {num_gpus:g} GPU(s)" if num_gpus else "") + f" each; {plan.runner_name}")
+        start = time.perf_counter()
+        groups = [plan.groups[i] for i in todo]
+        rows = [{"group": json.dumps(g)} for g in groups]
+        blocks = min(len(rows), max(8 * actors, -(-len(rows) // 64)))
+        ds = ray.data.from_items(rows, override_num_blocks=blocks)
+        ds = ds.map_batches(
+            RestoreActor, batch_size=1, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            fn_constructor_kwargs=dict(model=plan.model, backend=plan.backend, threads=threads,
+                                       **settings),
+            num_cpus=num_cpus, num_gpus=num_gpus or None)
+        order = {json.dumps(g): i for g, i in zip(groups, todo)}
+        for row in ds.iter_rows():
+            for line in json.loads(row["logs"]):
+                say(line)
+            results[order[str(row["group"])]] = [
+                ItemResult(**{k: v for k, v in d.items() if k in _ITEM_FIELDS})
+                for d in json.loads(row["items"])]
+        return time.perf_counter() - start
+    finally:
+        if started:
+            ray.shutdown()
