@@ -122,4 +122,27 @@ def build(onnx_file: Path = typer.Argument(..., help="Exported graph (.onnx)."),
         typer.echo(f"wrote {result.engine_path} ({size / 1e6:.1f} MB, {m.product} {m.trt_version}, "
                    f"{m.compute_capability}, {m.precision}, {len(m.profiles)} profile(s)"
                    f"{', from cache' if result.cache_hit else ''}; {result.seconds:.1f}s)")
+        # an engine's size is mostly the kernels compiled in for its target and profiles,
+        # not the weights; said here because an INT8 engine (INT8 and float kernels plus
+        # the reformats between them) comes out larger than the FP32 one
+        typer.echo(f"size: {_weight_bytes(onnx_file) / 1e6:.2f} MB of weights in the graph; "
+                   "the rest is compiled kernels for the target and profiles (an INT8 engine "
+                   "carries INT8 and float kernels, so it can be larger than the FP32 one)")
         typer.echo(f"wrote {result.manifest_path}")
+
+
+def _weight_bytes(onnx_file: Path) -> int:
+    """Bytes of the graph's initializers (its weights), as stored in the ONNX."""
+    import onnx
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    total = 0
+    for init in model.graph.initializer:
+        if init.raw_data:
+            total += len(init.raw_data)
+        else:
+            elements = 1
+            for d in init.dims:
+                elements *= d
+            total += elements * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+    return total

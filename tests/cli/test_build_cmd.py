@@ -57,6 +57,9 @@ def test_build_static_tile_then_cache_hit(exported, tmp_path):
     code, out = _run(*args)
     assert code == 0, out
     assert "TensorRT-RTX" in out and "SM89" in out and "from cache" not in out
+    # the size line says what an engine's megabytes are (kernels, not weights)
+    weights_mb = float(out.split("size: ")[1].split(" MB of weights")[0])
+    assert 0.5 < weights_mb < 2.0 and "kernels" in out  # tiny: ~0.9 MB of FP32 weights
     m = read_manifest(engine)
     assert m.model_spec() == ModelSpec.from_onnx(exported)
     context = m.model_spec().context_channels
