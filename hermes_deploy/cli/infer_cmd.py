@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .. import faults
-from .common import BackendOpt, JsonOpt, PrecisionOpt, ThreadsOpt, echo_err, guarded, parse_tile
+from .common import BackendOpt, JsonOpt, ThreadsOpt, echo_err, guarded, parse_tile
 
 ModelOpt = typer.Option("default", "--model", "-m",
                         help="Bundled name, checkpoint, exported .onnx or TensorRT .engine.")
@@ -16,6 +16,13 @@ TileOpt = typer.Option("256", "--tile", help="Tile size in input pixels, HxW or 
 OverlapOpt = typer.Option(None, "--overlap", help="Tile overlap in input pixels (default: the "
                           "model's recommended overlap, from its receptive field).")
 BatchOpt = typer.Option(1, "--batch", help="Tiles per inference call.")
+PrecisionOpt = typer.Option(None, "--precision",
+                            help="CPU compute precision: f32, bf16 (OpenVINO, CPUs with "
+                                 "AVX512-BF16/AMX), int8 (an INT8 Q/DQ graph), or auto (with "
+                                 "--backend auto: the fastest backend and precision within 0.05 dB "
+                                 "held-out PSNR-Y, as bench --compare recommends; measured once if "
+                                 "it has not run); default: the graph's own (f32, or int8 for a "
+                                 "Q/DQ graph).")
 
 SAMPLE_NAME = "sample-astronaut.png"
 
@@ -141,9 +148,12 @@ def bench(model: str = ModelOpt, backend: str = BackendOpt, tile: str = TileOpt,
           repeat: int = typer.Option(2, "--repeat", help="Timed runs (after one warm-up)."),
           compare: bool = typer.Option(False, "--compare", help="Instead: every CPU backend and "
                                        "precision side by side on one tile of --tile (torch eager, "
-                                       "torch.compile, onnxruntime, OpenVINO; f32, bf16, int8)."),
+                                       "torch.compile, onnxruntime, OpenVINO; f32, bf16, int8), "
+                                       "ending with a recommendation that infer --precision auto "
+                                       "takes."),
           int8: str = typer.Option(None, "--int8", help="With --compare: the INT8 Q/DQ graph "
-                                   "(default: calibrate one, about a minute)."),
+                                   "(default: the one kept in the cache folder, calibrated once, "
+                                   "about a minute)."),
           no_int8: bool = typer.Option(False, "--no-int8", help="With --compare: no int8 rows."),
           no_compile: bool = typer.Option(False, "--no-compile", help="With --compare: no "
                                           "torch.compile row (it compiles for minutes on 2 cores)."),

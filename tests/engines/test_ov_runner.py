@@ -222,8 +222,10 @@ def test_bench_compare_prints_every_cpu_row(default_onnx):
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     rows = {(r["backend"], r["precision"]): r for r in info["rows"]}
-    assert len(rows) == 7 and info["cpu"] and info["peak_gflop_per_s"]["f32"] > 0
+    assert len(rows) == 6 and info["cpu"] and info["peak_gflop_per_s"]["f32"] > 0  # no compile row
     assert rows[("onnxruntime", "f32")]["vs_ort_f32"] == 1.0
+    assert rows[("onnxruntime", "f32")]["psnr_vs_ort_f32"] is None  # the baseline: "-", not inf
+    assert info["recommendation"]["loss_db"] <= 0.05
     assert rows[("openvino", "f32")]["psnr_vs_ort_f32"] > 100  # same math, another engine
     assert "no INT8 graph" in rows[("openvino", "int8")]["skipped"]
     bf16 = rows[("openvino", "bf16")]
