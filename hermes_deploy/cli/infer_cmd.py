@@ -97,7 +97,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
         if max_pixels is not None and max_pixels < 1:
             raise InputError(f"--max-pixels must be 1 or more, got {max_pixels}")
         report_path = report or output / "hermes-report.json"
-        check_report_path(report_path)
+        previous_report = check_report_path(report_path)  # this run's figures join it
         items = list(inputs or [])
         if sample:
             items.append(str(_write_sample(output)))
@@ -124,14 +124,15 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
         data = result.to_dict()
         faults.point("report")
         try:
-            write_report(report_path, data)
+            write_report(report_path, data, previous_report)
             unwritten = None
         except OutputError as exc:  # the outputs stand; say so before the error
             unwritten = exc
         if json_out:
             typer.echo(json.dumps(data, indent=2))
         else:
-            typer.echo(f"{data['done']} done, {data['skipped']} skipped, {data['failed']} failed "
+            ignored = f", {data['ignored']} ignored" if data.get("ignored") else ""
+            typer.echo(f"{data['done']} done, {data['skipped']} skipped, {data['failed']} failed{ignored} "
                        f"in {data['wall_seconds']:.1f}s ({data['megapixels_per_second']:.3f} MP/s "
                        f"input) on {data['backend']}"
                        + ("" if unwritten else f"; report: {report_path}"))
