@@ -27,14 +27,13 @@ EXTRAS = {
     "openvino": "openvino",
     "ray": "ray",  # Ray Data batch inference (hermes-export infer --ray)
     "tritonclient": "triton-server",  # Triton Inference Server: client and model-config protobuf
-    "pytriton": "triton-server",  # nvidia-pytriton: a runnable tritonserver (Python backend only)
     "pyvips": "",  # core dependencies: "" = no extra, the install itself is incomplete
     "torch": "",
 }
 
 # pip distribution names where they differ from the module name
 PACKAGES = {"onnx_graphsurgeon": "onnx-graphsurgeon", "tensorrt_rtx": "tensorrt-rtx",
-            "ray": "ray[data]", "pytriton": "nvidia-pytriton"}
+            "ray": "ray[data]"}
 
 
 def has(module: str) -> bool:

@@ -14,7 +14,7 @@ from .common import JsonOpt, ModelArg, PrecisionOpt, ScaleOpt, ThreadsOpt, guard
 from .build_cmd import build
 from .calibrate_cmd import calibrate
 from .infer_cmd import bench, infer
-from .triton_cmd import triton
+from .triton_cmd import serve_triton, triton
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Deploy HERMES-IR/SR image restoration and super-resolution models.")
@@ -195,6 +195,7 @@ app.command("bench")(bench)
 app.command("calibrate")(calibrate)
 app.command("build")(build)
 app.command("triton")(triton)
+app.command("serve-triton")(serve_triton)
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -51,3 +51,23 @@ def triton(artifacts: list[str] = typer.Argument(..., help="Bundled name, checkp
             typer.echo(f"wrote {folder}/ ({name})")
         typer.echo(f"network: {repo.network_platform}; hermes_restore: {restore}")
         typer.echo(f"serve it: {repo.server_command()}")
+
+
+def serve_triton(repository: Path = typer.Argument(..., help="Repository written by "
+                                                   "hermes-export triton (--restore local)."),
+                 host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on "
+                                          "(0.0.0.0: every interface)."),
+                 http_port: int = typer.Option(8000, "--http-port", help="HTTP/REST port."),
+                 grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port."),
+                 dry_run: bool = typer.Option(False, "--dry-run", help="Print the tritonserver "
+                                              "command and its environment; start nothing.")) -> None:
+    """Serve a repository here, in the foreground, with nvidia-pytriton's tritonserver (CPU,
+    Python backend: hermes_restore). Install: pip install --no-deps 'nvidia-pytriton>=0.7'."""
+    with guarded():
+        from ..scaleout.triton_server import ServeOptions, plan_server, serve
+
+        options = ServeOptions(host=host, http_port=http_port, grpc_port=grpc_port)
+        if dry_run:
+            typer.echo(plan_server(repository, options).shell_line())
+            return
+        serve(repository, options, say=echo_err)

@@ -9,9 +9,10 @@
   Python-backend model) with its ``config.pbtxt`` files.
 - :mod:`.triton_backend`: the code of ``hermes_restore`` that runs inside Triton's
   Python backend (whole images in, tiled by the runtime, restored images out).
-- :mod:`.triton_server`: starting a ``tritonserver`` from the ``nvidia-pytriton`` wheel
-  on loopback (Python backend only), for tests and local trials.
+- :mod:`.triton_server`: ``hermes-export serve-triton``, the ``tritonserver`` of the
+  ``nvidia-pytriton`` wheel serving such a repository on this machine (CPU, Python
+  backend only), in the foreground.
 
-Ray and Triton are optional (extras ``ray`` and ``triton``); nothing here imports them
-at module level.
+Ray and Triton are optional (the ``ray`` extra; the ``triton-server`` extra and
+``nvidia-pytriton``); nothing here imports them at module level.
 """

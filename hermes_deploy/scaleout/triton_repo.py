@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ class Repository:
     network_platform: str = ""
     plugins: list[str] = field(default_factory=list)  # TensorRT plugins the engines need
     plugin_libraries: list[str] = field(default_factory=list)  # as the manifests record them
+    restore: str = "local"  # how hermes_restore runs its tiles (TritonOptions.restore)
 
     @property
     def plugins_flag(self) -> str:
@@ -106,7 +108,11 @@ class Repository:
         return [folder / "config.pbtxt" for folder in self.models.values()]
 
     def server_command(self) -> str:
-        """The ``tritonserver`` line that serves this repository."""
+        """The line that serves this repository: ``hermes-export serve-triton`` (this
+        machine, CPU, nvidia-pytriton's server) where ``hermes_restore`` runs its tiles in
+        process; else ``tritonserver`` in NVIDIA's Triton container (README)."""
+        if self.restore == "local" and self.network_platform != "tensorrt_plan":
+            return f"hermes-export serve-triton {shlex.quote(str(self.path))}"
         line = f"tritonserver --model-repository={self.path}"
         if self.plugins:
             line += " " + self.plugins_flag
@@ -305,7 +311,7 @@ def write_repository(artifacts: list[str], outdir: str | os.PathLike,
     check_options(spec, TileOptions(tile=tuple(o.tile), overlap=o.overlap, batch=o.batch))
     root = Path(outdir)
     root.mkdir(parents=True, exist_ok=True)
-    repo = Repository(path=root)
+    repo = Repository(path=root, restore=o.restore)
     gpu = o.kind == "gpu" or (o.kind == "auto" and backend == "tensorrt")
     net_kind = "KIND_GPU" if gpu else "KIND_CPU"
 

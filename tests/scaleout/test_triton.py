@@ -4,10 +4,15 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 import types
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -224,30 +229,106 @@ def test_bls_runner_through_a_stand_in(default_runner, default_onnx):
 # ----------------------------------------------------------------------------- real server
 
 
+class Served:
+    """A ``hermes-export serve-triton`` process started as the README says (foreground)."""
+
+    def __init__(self, process, http_port, log):
+        self.process, self.http_url, self.log = process, f"127.0.0.1:{http_port}", log
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _hidden(*modules):
+    """``python -c`` code that runs the CLI with ``modules`` made unimportable."""
+    return [sys.executable, "-c", f"import sys; sys.modules.update(dict.fromkeys({modules!r}))\n"
+            "from hermes_deploy.cli.app import main; sys.argv[0] = 'hermes-export'; main()"]
+
+
 @pytest.fixture(scope="module")
 def triton_server(default_onnx, tmp_path_factory):
     need("pytriton", "--no-deps nvidia-pytriton (see README)")
     need("tritonclient", "'hermes-deploy[triton-server]'")
-    from hermes_deploy.scaleout.triton_server import start_server
-
     tmp = tmp_path_factory.mktemp("triton")
     res = _cli("triton", default_onnx, "-o", tmp / "repo", "--tile", f"{TILE[0]}x{TILE[1]}",
                "--restore-backend", "onnxruntime")
     assert res.returncode == 0, res.stderr
-    # the pytriton server has the Python backend only: load hermes_restore alone
-    with start_server(tmp / "repo", tmp / "work", extra_args=(
-            "--model-control-mode=explicit", "--load-model=hermes_restore")) as server:
+    # the command the CLI hints is the one that serves it here (CPU, pytriton's server)
+    hint = next(ln for ln in res.stdout.splitlines() if ln.startswith("serve it: "))
+    argv = shlex.split(hint[len("serve it: "):])
+    assert argv[:2] == ["hermes-export", "serve-triton"] and Path(argv[2]) == tmp / "repo"
+    http = free_port()
+    log = open(tmp / "server.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "hermes_deploy.cli.app", *argv[1:],
+                                "--http-port", str(http), "--grpc-port", str(free_port())],
+                               stdout=log, stderr=subprocess.STDOUT)
+    server = Served(process, http, tmp / "server.log")
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert server.alive(), (tmp / "server.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "not ready in 180 s"
+            try:
+                with urllib.request.urlopen(f"http://{server.http_url}/v2/models/hermes_restore/ready",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.25)
         yield server, tmp
+    finally:
+        process.send_signal(signal.SIGTERM)  # what Ctrl-C or a service manager sends
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_serve_triton_without_pytriton_says_what_to_install(tmp_path):
+    res = subprocess.run([*_hidden("pytriton"), "serve-triton", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "nvidia-pytriton" in res.stderr and "pip install --no-deps" in res.stderr
+
+
+def test_serve_triton_needs_none_of_pytritons_python_packages(default_onnx, tmp_path):
+    """Only pytriton's server files are used: without the packages its Python code
+    imports (left out by ``--no-deps``) the command is the same; a BLS repository, which
+    needs backends this server lacks, is refused in one line."""
+    need("pytriton", "--no-deps nvidia-pytriton (see README)")
+    hidden = ("typing_inspect", "zmq", "sh", "wrapt", "tritonclient")
+    for mode in ("local", "bls"):
+        res = _cli("triton", default_onnx, "-o", tmp_path / mode, "--restore", mode)
+        assert res.returncode == 0, res.stderr
+    res = subprocess.run([*_hidden(*hidden), "serve-triton", str(tmp_path / "local"), "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "bin/tritonserver --model-repository=" in res.stdout
+    assert "--load-model=hermes_restore" in res.stdout and "LD_LIBRARY_PATH=" in res.stdout
+    res = subprocess.run([*_hidden(*hidden), "serve-triton", str(tmp_path / "bls"), "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "--restore local" in res.stderr
 
 
 def _infer(server, image, name="IMAGE", dtype="UINT8"):
     import tritonclient.http as http
 
-    client = http.InferenceServerClient(server.http_url)
     tensor = http.InferInput(name, list(image.shape), dtype)
     tensor.set_data_from_numpy(image)
     out = "RESTORED16" if name == "IMAGE16" else "RESTORED"
-    result = client.infer("hermes_restore", [tensor], outputs=[http.InferRequestedOutput(out)])
+    # closed after each call: an open connection holds the server's stop for 30 s
+    with http.InferenceServerClient(server.http_url) as client:
+        result = client.infer("hermes_restore", [tensor], outputs=[http.InferRequestedOutput(out)])
     return result.as_numpy(out)
 
 
