@@ -179,6 +179,7 @@ def run_ray_batch(inputs: list[str], outdir: str | os.PathLike, model: str = "de
     results = {} if overwrite else skipped_on_driver(plan.groups, Path(outdir), fmt, say)
     todo = [i for i in range(len(plan.groups)) if i not in results]
     wall = 0.0
+    actors = min(actors, max(1, len(todo)))  # an actor beyond the files would only idle
     if todo:  # a cluster (or a local one's start: seconds) only for files with work to do
         settings = dict(precision=precision, outdir=os.path.abspath(outdir), options=options,
                         fmt=fmt, overwrite=overwrite, max_pixels=max_pixels)
@@ -230,7 +231,9 @@ def _quiet_ray_start() -> Iterator[None]:
     worker reads RAY_BACKEND_LOG_LEVEL at ``ray.init`` (a value the user set wins) and
     says so on file descriptor 2 from C++, which is held in a file during the start and
     shown only if the start fails."""
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ours = "RAY_BACKEND_LOG_LEVEL" not in os.environ
+    if ours:
+        os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -245,6 +248,8 @@ def _quiet_ray_start() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            if ours:  # read once, at the start; later ray.init calls of a caller get Ray's default
+                os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
 
 
 def _run_on_ray(ray, plan: RayPlan, todo: list[int], results: dict[int, list[ItemResult]],
