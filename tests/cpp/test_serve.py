@@ -15,11 +15,16 @@ default model (x2) with ``--port 0`` and is reached through the port its one
   values, corrupt and truncated images, formats it does not read, --max-body and
   --max-pixels (configured from the environment), unknown paths and methods, a full
   queue (503 + Retry-After, never a reset or another 5xx), --timeout (504);
+- uploads as ``curl -F file=@photo.png`` sends them (multipart/form-data) equal the raw
+  body; no body, a zero or missing Content-Length, a truncated body and a malformed form
+  are one 400 each, one log line each, counted once, nothing left in flight;
+- the port opens before the model loads: /readyz and POST /v1/restore answer 503
+  ``not_ready`` until then;
 - a broken client (a body shorter than its Content-Length, a garbage request line, an
   idle half-sent request) does not stop it serving;
 - SIGTERM / SIGINT with 4 requests in flight: all 4 complete with 200 and the right
   image, new requests get 503 ``shutting_down`` (or no connection), exit status 0 within
-  --drain;
+  --drain; a request whose body completes after SIGTERM gets 503 ``shutting_down``;
 - bad flags and bad models: one ``hermes-serve: `` line on stderr, exit status 2 or 1.
 
 Images are small (40x48 to 256x256) and few distinct sizes are used: OpenVINO compiles
@@ -580,6 +585,148 @@ def test_bf16_precision(serve, serve_build, default_onnx, images):
     reply = srv.restore(images["large"])
     assert reply.status == 200 and reply.headers["x-hermes-backend"] == "openvino (CPU, bf16)"
     assert _decode(reply.body).shape == (512, 512, 3)
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "hermes-test-boundary") -> tuple[bytes, dict]:
+    """(body, headers) of a multipart/form-data request, as ``curl -F`` sends it;
+    parts are (field name, file name or None, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if filename:
+            body += b"Content-Type: application/octet-stream\r\n"
+        body += b"\r\n" + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _logged(server: Server, pattern: str, since: int, timeout: float = 5.0) -> list[str]:
+    """The stderr lines after line ``since`` that match ``pattern`` (waiting up to ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in server.lines[since:] if re.search(pattern, line)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _idle(server: Server, timeout: float = 5.0) -> Metrics:
+    """/metrics once no request is in flight (fails if one stays in flight)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = server.metrics()
+        if m.get("hermes_in_flight") == 0 or time.monotonic() > deadline:
+            assert m.get("hermes_in_flight") == 0, "a request stayed in flight"
+            return m
+        time.sleep(0.05)
+
+
+def _delta(after: Metrics, before: Metrics, name: str, **labels: str) -> float:
+    return after.get(name, 0.0, **labels) - before.get(name, 0.0, **labels)
+
+
+def test_multipart_upload_equals_the_raw_body(server, images, reference):
+    """``curl -F file=@photo.png``: the one file field is the image; other shapes of form
+    are a 400 naming the fix; every one is counted once, logged once when it fails, and
+    leaves nothing in flight."""
+    before, since = _idle(server), len(server.lines)
+    body, headers = _multipart([("file", "small.png", images["small"].read_bytes())])
+    _assert_restored(server.request("POST", "/v1/restore", body, headers=headers), reference(images["small"]))
+    body, headers = _multipart([("file", "wide.png", images["wide"].read_bytes())])
+    _assert_restored(server.request("POST", "/v1/restore?tile=64", body, headers=headers),
+                     reference(images["wide"], "64"))
+    two, headers = _multipart([("a", "small.png", images["small"].read_bytes()),
+                               ("b", "small.png", images["small"].read_bytes())])
+    detail = assert_error(server.request("POST", "/v1/restore", two, headers=headers), 400, "bad_request")["detail"]
+    assert "one file" in detail and "-F file=@" in detail, detail
+    none, headers = _multipart([("note", None, b"hello")])
+    detail = assert_error(server.request("POST", "/v1/restore", none, headers=headers), 400, "bad_request")["detail"]
+    assert "-F file=@" in detail, detail
+    broken = b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nabc"
+    assert_error(server.request("POST", "/v1/restore", broken,
+                                headers={"Content-Type": "multipart/form-data; boundary=x"}), 400, "bad_request")
+    after = _idle(server)
+    assert _delta(after, before, "hermes_requests_total", status="200") == 2
+    assert _delta(after, before, "hermes_requests_total", status="400") == 3
+    assert _delta(after, before, "hermes_errors_total", kind="bad_request") == 3
+    assert _delta(after, before, "hermes_errors_total", kind="internal") == 0
+    assert len(_logged(server, r"^hermes-serve: POST /v1/restore 400 bad_request: ", since)) == 3
+
+
+def test_empty_and_truncated_bodies_are_logged_and_finished(server):
+    """No body at all (no Content-Length: the body is empty, RFC 9112 6.3), a zero
+    Content-Length, a body cut short by a client that went away: a 400 at once naming the
+    fix, one log line each, every metric counted once, nothing left in flight."""
+    before, since = _idle(server), len(server.lines)
+    empty = assert_error(server.restore(b""), 400, "bad_request")["detail"]
+    assert "--data-binary @" in empty and "-F file=@" in empty, empty
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:  # curl -X POST URL
+        t0 = time.monotonic()
+        sock.sendall(b"POST /v1/restore HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, body = _read_raw_response(sock)
+    assert time.monotonic() - t0 < 5 and status == 400, (status, body)
+    assert "--data-binary @" in json.loads(body)["detail"], body
+    # cut short: the client is gone, so the 400 is for the log and the metrics alone
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/restore HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+    assert _logged(server, r"^hermes-serve: POST /v1/restore 400 bad_request: .*ended early", since)
+    after = _idle(server)
+    assert _delta(after, before, "hermes_requests_total", status="400") == 3
+    assert _delta(after, before, "hermes_errors_total", kind="bad_request") == 3
+    assert len(_logged(server, r"^hermes-serve: POST /v1/restore 400 bad_request: .*no body", since)) == 2
+    assert len(_logged(server, r"^hermes-serve: POST /v1/restore 400 bad_request: .*ended early", since)) == 1
+
+
+def test_a_request_arriving_as_sigterm_lands_gets_503(serve, images):
+    """Headers in before SIGTERM, the body after: 503 shutting_down (not queued, not a 400),
+    one log line, and the server stops with nothing in flight."""
+    srv = serve("--workers", "1")
+    png = images["small"].read_bytes()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as sock:
+        sock.sendall(b"POST /v1/restore HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(png) + png[:100])
+        deadline = time.monotonic() + 5
+        while srv.metrics().get("hermes_in_flight") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert _logged(srv, r"^hermes-serve: SIGTERM: finishing 1 in-flight", 0)
+        sock.sendall(png[100:])
+        status, body = _read_raw_response(sock)
+    assert status == 503 and json.loads(body)["error"] == "shutting_down", (status, body)
+    assert srv.proc.wait(timeout=30) == 0, srv.stderr()[-3000:]
+    assert _logged(srv, r"^hermes-serve: POST /v1/restore 503 shutting_down: ", 0)
+    assert srv.lines[-1] == "hermes-serve: stopped", srv.stderr()[-3000:]  # not "with N unfinished"
+    _assert_clean_stderr(srv.stderr())
+
+
+def test_readyz_answers_503_until_the_model_is_ready(serve, images):
+    """The port opens at once (Kubernetes probes it): /readyz and POST /v1/restore answer
+    503 not_ready until the model is loaded and warm, then 200."""
+    port = _free_port()
+    early: list[tuple[str, Reply]] = []
+    png = images["small"].read_bytes()
+
+    def poll():
+        try:
+            early.append(("readyz", _request(port, "GET", "/readyz", timeout=2)))
+            early.append(("restore", _request(port, "POST", "/v1/restore", png, timeout=2)))
+        except OSError:
+            pass
+
+    srv = serve("--port", str(port), "--workers", "1", poll=poll)
+    not_ready = [(what, r) for what, r in early if r.status == 503]
+    assert not_ready, f"no 503 before the listening line: {[(w, r.status) for w, r in early]}"
+    for what, reply in not_ready:
+        assert_error(reply, 503, "not_ready")
+        if what == "restore":
+            assert re.fullmatch(r"\d+", reply.headers.get("retry-after", "")), reply.headers
+    assert srv.request("GET", "/readyz").status == 200
+    m = srv.metrics()
+    assert m.get("hermes_in_flight") == 0
+    assert m.get("hermes_errors_total", 0.0, kind="not_ready") == sum(w == "restore" for w, _ in not_ready)
 
 
 # ----------------------------------------------------------------------------- robustness
