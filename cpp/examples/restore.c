@@ -15,8 +15,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "restore_c: %s\n", hermes_last_error());
         return 1;
     }
-    hermes_restore_params rp = hermes_restore_default_params();
-    rp.tile_height = rp.tile_width = 128;
+    hermes_restore_params rp = hermes_restore_default_params(); /* tile 256, the model's overlap */
     hermes_session *session = NULL;
     hermes_status st = hermes_session_create(model, &rp, &session);
     if (st == HERMES_OK) st = hermes_restore_file(session, argv[2], argv[3]);

@@ -10,7 +10,10 @@ into a prefix. Then:
 - C++ output of the default model equals ``hermes-export infer`` output on the bundled
   sample photo in a 3x3 grid (>= 50 dB; both f32), and on a 16-bit RGBA image;
 - the example consumer in cpp/examples builds from the *installed* package with
-  ``find_package(hermes)`` and runs;
+  ``find_package(hermes)`` and runs (with the documented default tile);
+- the installed prefix carries the OpenVINO libraries it needs, every RUNPATH stays
+  inside it, and the installed tool runs with the wheel's ``openvino/libs`` hidden;
+- the build lines of cpp/'s docs bound their job count;
 - (slow) the same ctest suites under AddressSanitizer + UndefinedBehaviorSanitizer.
 
 Without the C++ toolchain the tests skip, saying how to install it - except under CI
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +43,13 @@ from .toolchain import toolchain_or_skip  # noqa: E402
 
 @pytest.fixture(scope="session")
 def cpp(tmp_path_factory):
-    """(build dir, install prefix) of one Release build."""
+    """(build dir, install prefix) of one Release build; ``HERMES_CPP_BUILD_DIR`` names an
+    installed build folder to use instead (the development loop)."""
+    given = os.environ.get("HERMES_CPP_BUILD_DIR")
+    if given:
+        build = Path(given).resolve()
+        cache = (build / "CMakeCache.txt").read_text()
+        return build, Path(re.search(r"^CMAKE_INSTALL_PREFIX:PATH=(.*)$", cache, re.M)[1])
     toolchain_or_skip()
     base = tmp_path_factory.mktemp("cpp")
     try:
@@ -215,10 +225,85 @@ def test_example_builds_from_the_installed_package(cpp, cpp_data, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert _read(out).shape == (400, 464, 3)
+    # the example keeps the documented default tile (256): one tile for 200x232
+    assert "1 tiles (1x1 grid)" in run.stdout, run.stdout
     bad = subprocess.run([str(example / "restore_c"), str(model), str(data / "corrupt.png"), str(out) + ".x.png"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "not a readable image" in bad.stderr
+
+
+def _elf_files(prefix: Path) -> list[Path]:
+    return sorted(p for p in prefix.rglob("*") if p.is_file() and not p.is_symlink()
+                  and p.open("rb").read(4) == b"\x7fELF")
+
+
+def _runpaths(path: Path) -> list[str]:
+    done = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True)
+    found = re.findall(r"\((?:RUNPATH|RPATH)\)\s+Library (?:runpath|rpath): \[(.*)\]", done.stdout)
+    return [entry for line in found for entry in line.split(":") if entry]
+
+
+def _namespace_prefix() -> list[str] | None:
+    """``unshare`` arguments that give a private mount namespace here, or None."""
+    if shutil.which("unshare") is None:
+        return None
+    for args in (["unshare", "-m"], ["unshare", "-r", "-m"]):
+        if subprocess.run([*args, "true"], capture_output=True, timeout=30).returncode == 0:
+            return args
+    return None
+
+
+def test_installed_prefix_runs_without_the_wheel_openvino(cpp, cpp_data, tmp_path):
+    """cmake --install ships the OpenVINO libraries libhermes needs (the CPU plugin and the
+    ONNX frontend OpenVINO opens by name included) with $ORIGIN-relative RUNPATHs, so the
+    installed tool runs with the wheel's openvino/libs out of sight: every loaded library
+    (LD_DEBUG=files) comes from the prefix or the system, never from the wheel; and where a
+    mount namespace can be made, the wheel's folder is hidden under an empty one too."""
+    _, prefix = cpp
+    model, data = cpp_data
+    prefix = prefix.resolve()
+    wheel_libs = cpp_build.openvino_cmake_dir().parent / "libs"
+    elves = _elf_files(prefix)
+    names = {p.name for p in elves}
+    for needed in ("libopenvino_intel_cpu_plugin.so", "libtbb.so.12"):
+        assert needed in names, f"{needed} is not installed; {sorted(names)}"
+    assert any(n.startswith("libopenvino_onnx_frontend.so") for n in names), sorted(names)
+    assert any(re.fullmatch(r"libopenvino\.so\.\d+", n) for n in names), sorted(names)
+    assert not any("gpu_plugin" in n or "pytorch_frontend" in n for n in names), "ships more than it needs"
+    for elf in elves:
+        for entry in _runpaths(elf):
+            assert entry.startswith("$ORIGIN"), f"{elf.relative_to(prefix)} has RUNPATH {entry}"
+            where = Path(entry.replace("$ORIGIN", str(elf.parent))).resolve()
+            assert where == prefix or prefix in where.parents, f"{elf.relative_to(prefix)}: {entry} leaves the prefix"
+    out = tmp_path / "out.png"
+    cmd = [str(prefix / "bin" / "hermes-restore"), str(model), str(data / "photo.png"), str(out), "--tile", "128"]
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+    namespace = _namespace_prefix()
+    if namespace is not None:
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        hide = 'mount --bind "$1" "$2" || exit 97; [ -z "$(ls -A "$2")" ] || exit 98; shift 2; exec "$@"'
+        cmd = [*namespace, "sh", "-c", hide, "sh", str(empty), str(wheel_libs), *cmd]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**env, "LD_DEBUG": "files"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert _read(out).shape == (400, 464, 3)
+    loaded = re.findall(r"calling init: (\S+)", run.stderr)
+    assert any("libopenvino_intel_cpu_plugin.so" in p for p in loaded), loaded
+    assert any("libopenvino_onnx_frontend.so" in p for p in loaded), loaded
+    for path in loaded:
+        assert not Path(path).resolve().is_relative_to(wheel_libs.resolve()), f"loaded {path} from the wheel"
+        if "openvino" in Path(path).name or "tbb" in Path(path).name:
+            assert Path(path).resolve().is_relative_to(prefix), f"loaded {path} from outside the prefix"
+
+
+def test_cpp_docs_build_lines_bound_their_jobs():
+    """A bare ``-j`` starts one compiler per source file at once (out of memory on small
+    machines): every build line in cpp/'s docs names its job count."""
+    for doc in sorted((ROOT / "cpp").rglob("*.md")):
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            if "cmake --build" in line:
+                assert not re.search(r"\s-j(?!\s*(\d|\"\$\(nproc\)\"))", line), f"{doc.relative_to(ROOT)}:{n}: {line}"
 
 
 @pytest.mark.slow
