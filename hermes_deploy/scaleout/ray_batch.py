@@ -52,9 +52,9 @@ from typing import Iterator
 from ..atomic import sweep
 from ..engines.select import cached_onnx, open_runner
 from ..errors import HermesError, InputError
-from ..formats import STREAMING_SUFFIXES
 from ..optional import require
-from ..runtime.batch import BatchReport, ItemResult, check_writable, collect_inputs, output_for, run_batch
+from ..runtime.batch import (BatchReport, ItemResult, check_writable, collect, ignored_items,
+                             no_inputs_error, output_for, run_batch)
 from ..runtime.images import output_suffix
 from ..runtime.plan import TileOptions, check_options
 
@@ -103,7 +103,9 @@ class RestoreActor:
 class RayPlan:
     """What the driver resolved before any actor starts (see :func:`plan_job`)."""
 
-    def __init__(self, model: str, backend: str, runner_name: str, groups: list[list[str]]) -> None:
+    def __init__(self, model: str, backend: str, runner_name: str, groups: list[list[str]],
+                 ignored: list[ItemResult] | None = None) -> None:
+        self.ignored = ignored or []  # files of a folder or glob that are not image inputs
         self.model = model  # the artifact every actor opens (an absolute path, or a name for torch)
         self.backend = backend  # onnxruntime | openvino | torch | tensorrt
         self.runner_name = runner_name
@@ -115,10 +117,10 @@ def plan_job(inputs: list[str], outdir: str | os.PathLike, model: str = "default
              precision: str | None = None, say=None) -> RayPlan:
     """Resolve the model, backend and file groups once, on the driver; refuse bad settings
     (model, backend, precision, tile options, output folder, format) before Ray starts."""
-    sources = collect_inputs(list(inputs))
+    collected = collect(list(inputs))
+    sources = collected.sources
     if not sources:
-        raise InputError("no input images found; pass image files, folders or glob patterns "
-                         f"({', '.join(STREAMING_SUFFIXES)})")
+        raise no_inputs_error(collected)
     output_suffix(fmt, ".png")
     outdir = Path(outdir)
     runner, _ = open_runner(model, backend, threads=1, precision=precision, say=say)
@@ -140,7 +142,7 @@ def plan_job(inputs: list[str], outdir: str | os.PathLike, model: str = "default
     groups: dict[Path, list[str]] = {}
     for source in sources:
         groups.setdefault(output_for(source, outdir, fmt), []).append(os.path.abspath(source))
-    return RayPlan(artifact, key, name, list(groups.values()))
+    return RayPlan(artifact, key, name, list(groups.values()), ignored_items(collected))
 
 
 def _resources(ray, actors: int, threads: int, gpus: float | None) -> tuple[int, float, float]:
@@ -176,6 +178,8 @@ def run_ray_batch(inputs: list[str], outdir: str | os.PathLike, model: str = "de
     ray = require("ray", extra="ray", purpose=PURPOSE)
     require("ray.data", extra="ray", purpose=PURPOSE)
     plan = plan_job(inputs, outdir, model, backend, options, fmt, precision, say=say)
+    for item in plan.ignored:
+        say(f"ignored {item.message}")
     results = {} if overwrite else skipped_on_driver(plan.groups, Path(outdir), fmt, say)
     todo = [i for i in range(len(plan.groups)) if i not in results]
     wall = 0.0
@@ -192,7 +196,8 @@ def run_ray_batch(inputs: list[str], outdir: str | os.PathLike, model: str = "de
     lost = [ItemResult(source=s, output=None, status="failed",
                        message=f"{Path(s).name}: no result came back from the Ray cluster")
             for i, g in enumerate(plan.groups) if i not in results for s in g]
-    report.items = [item for i in range(len(plan.groups)) for item in results.get(i, [])] + lost
+    report.items = (plan.ignored + [item for i in range(len(plan.groups))
+                                    for item in results.get(i, [])] + lost)
     report.wall_seconds = wall
     return report
 

@@ -52,6 +52,7 @@ def test_infer_ray_with_nothing_to_do_starts_no_ray(default_onnx, tmp_path):
     need("ray", "'hermes-deploy[ray]'")
     src = tmp_path / "in"
     write_photos(src, 2)
+    (src / "notes.txt").write_text("not an image")  # passed over by name, as locally
     (tmp_path / "out").mkdir()
     for name in ("img00.png", "img01.png"):
         (tmp_path / "out" / name).write_bytes(b"done before")
@@ -64,7 +65,9 @@ def test_infer_ray_with_nothing_to_do_starts_no_ray(default_onnx, tmp_path):
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert res.returncode == 0, res.stderr
-    assert "0 done, 2 skipped, 0 failed" in res.stdout
+    assert "0 done, 2 skipped, 0 failed, 1 ignored" in res.stdout
+    ignored = [ln for ln in res.stderr.splitlines() if ln.startswith("ignored ")]
+    assert len(ignored) == 1 and "notes.txt" in ignored[0] and ".txt" in ignored[0], res.stderr
     assert [ln for ln in res.stderr.splitlines() if ln.startswith("skipped ")] == [
         f"skipped img0{i}.png: img0{i}.png exists (use --overwrite to redo)" for i in (0, 1)]
     assert started == [], f"Ray was started for nothing: {started}"
