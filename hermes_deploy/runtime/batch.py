@@ -24,7 +24,6 @@ from pathlib import Path
 
 from ..atomic import discard, sweep, temp_file, write_text
 from ..errors import HermesError, InputError
-from ..formats import STREAMING_NAMES
 from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from .images import OutputError, output_suffix
 from .pipeline import restore_file
@@ -95,7 +94,8 @@ def collect(inputs: list[str]) -> Collected:
                 found.append(p)
             else:
                 ignored.append((p, f"not an image the runtime reads "
-                                   f"({p.suffix.lower() or 'no suffix'}; it reads {STREAMING_NAMES})"))
+                                   f"({p.suffix.lower() or 'no suffix'}; it reads "
+                                   f"{', '.join(INPUT_SUFFIXES)})"))
 
     for item in inputs:
         path = Path(item)
