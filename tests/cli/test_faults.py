@@ -124,7 +124,8 @@ def test_signals_from_outside_at_random_moments(default_onnx, tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode in (0, 128 + sig, -sig), err
         assert "Traceback" not in err
-        check_outputs(out, inputs, allow_hidden=sig == signal.SIGKILL)
+        if out.exists():  # a signal before the run made its output folder leaves nothing at all
+            check_outputs(out, inputs, allow_hidden=sig == signal.SIGKILL)
     res = _infer(tmp_path / "in", out, default_onnx)
     assert res.returncode == 0, res.stderr
     assert check_outputs(out, inputs) == sorted(inputs)
