@@ -177,7 +177,7 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     if stale:
         say(f"removed {len(stale)} temporary file(s) left in {outdir} by an interrupted run")
     check_writable(outdir)
-    inputs_ids = {fid: p for p in sources if (fid := _file_id(p)) is not None}
+    inputs_ids = {fid: p for p in sources if (fid := file_id(p)) is not None}
     report = BatchReport(backend=getattr(runner, "name", type(runner).__name__))
     for item in ignored_items(collected):
         report.items.append(item)
@@ -188,7 +188,7 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
         out = output_for(source, outdir, fmt)
         item = ItemResult(source=str(source), output=str(out), status="done")
         report.items.append(item)
-        replaced = inputs_ids.get(_file_id(out)) if out.exists() else None
+        replaced = inputs_ids.get(file_id(out)) if out.exists() else None
         if replaced is not None:
             item.status = "failed"
             item.message = (f"{source.name}: the output would replace the input "
@@ -230,9 +230,10 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     return report
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def file_id(path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, or None where it cannot be read: one file under any name."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_dev, st.st_ino

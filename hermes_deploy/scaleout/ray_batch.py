@@ -53,8 +53,8 @@ from ..atomic import sweep
 from ..engines.select import cached_onnx, open_runner
 from ..errors import HermesError, InputError
 from ..optional import require
-from ..runtime.batch import (BatchReport, ItemResult, check_writable, collect, ignored_items,
-                             no_inputs_error, output_for, run_batch)
+from ..runtime.batch import (BatchReport, ItemResult, check_writable, collect, file_id,
+                             ignored_items, no_inputs_error, output_for, run_batch)
 from ..runtime.images import output_suffix
 from ..runtime.plan import TileOptions, check_options
 
@@ -206,26 +206,18 @@ def skipped_on_driver(groups: list[list[str]], outdir: Path, fmt: str, say) -> d
     """The local batch's skip rule, applied before Ray starts: a file whose output exists
     is skipped with the local batch's message. Left to the actors: groups sharing an
     output name and outputs that are an input file (they fail there, as locally)."""
-    inputs = {_file_id(source) for group in groups for source in group} - {None}
+    inputs = {file_id(source) for group in groups for source in group} - {None}
     skipped = {}
     for i, group in enumerate(groups):
         out = output_for(Path(group[0]), outdir, fmt)
         if len(group) != 1 or not os.path.isfile(group[0]) or not out.is_file() \
-                or _file_id(out) in inputs:
+                or file_id(out) in inputs:
             continue
         name = Path(group[0]).name
         say(f"skipped {name}: {out.name} exists (use --overwrite to redo)")
         skipped[i] = [ItemResult(source=group[0], output=str(out), status="skipped",
                                  message="output exists (use --overwrite to redo)")]
     return skipped
-
-
-def _file_id(path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 @contextlib.contextmanager
