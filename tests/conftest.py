@@ -4,6 +4,10 @@ Markers (strict; see pyproject): ``slow`` - longer than a few seconds on 2 cores
 out of the development loop ``pytest -m "not slow"`` and run by CI; ``trt`` - needs
 TensorRT or TensorRT-RTX; ``gpu`` - needs a CUDA device. ``trt`` and ``gpu`` tests are
 skipped, with the reason, where their requirement is missing.
+
+Under ``CI=true`` a skip is a failure unless it names something no CI machine has (a GPU,
+full TensorRT, a CPU feature: ``tests/skips.py``); every run ends with one line listing
+what was not run and why.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import torch
 
 from hermes_deploy.model.config import preset
 from hermes_deploy.model.network import Hermes
+
+from .skips import beyond_ci, reason_of, summary_line, under_ci
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -35,6 +41,36 @@ def pytest_collection_modifyitems(config, items):
                                                     "(pip install 'hermes-deploy[trt-rtx]')"))
         if no_gpu and "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _fail_under_ci(report) -> None:
+    """Under CI, turn a skip for a missing tool (one CI installs) into a failure."""
+    if not (report.skipped and under_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = reason_of(report.longrepr)
+    if beyond_ci(reason) is None:
+        report.outcome = "failed"
+        report.longrepr = (f"skipped under CI, where every tool the suite uses is installed: {reason} "
+                           "(fix scripts/install-test-deps.sh, or word the reason as one of tests/skips.py's "
+                           "BEYOND_CI if no CI machine can have it)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_under_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_under_ci(outcome.get_result())
+
+
+def pytest_terminal_summary(terminalreporter):
+    reasons = [reason_of(r.longrepr) for r in terminalreporter.stats.get("skipped", [])
+               if not hasattr(r, "wasxfail")]
+    terminalreporter.write_line(summary_line(reasons))
 
 
 @pytest.fixture

@@ -303,10 +303,11 @@ def _nvcc() -> Path | None:
 def plugin_library(tmp_path_factory):
     """Build libhermes_trt_plugins.so for every architecture, warnings as errors."""
     headers, nvcc = _tensorrt_headers(), _nvcc()
-    if nvcc is None or headers is None:
-        pytest.skip("compiling the plugin library needs nvcc (CUDA toolkit) and TensorRT's headers "
-                    "(set TensorRT_INCLUDE_DIR to the include/ folder of NVIDIA/TensorRT); "
-                    f"nvcc: {nvcc or 'not found'}, headers: {headers or 'not found'}")
+    if nvcc is None:
+        unavailable("compiling the plugin library needs nvcc (the CUDA toolkit): not found")
+    if headers is None:
+        pytest.skip("compiling the plugin library needs TensorRT's C++ headers, which are not "
+                    "redistributable (set TensorRT_INCLUDE_DIR to the include/ folder of NVIDIA/TensorRT)")
     cmake = _cmake_or_skip()
     build = tmp_path_factory.mktemp("plugins-build")
     configure = subprocess.run([cmake, "-S", str(PLUGINS), "-B", str(build), f"-DTensorRT_INCLUDE_DIR={headers}",
