@@ -29,12 +29,20 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from header import header, print_header
     from hermes_deploy.checks.cpu_bench import compare_cpu, format_compare
 
+    head = header("torch eager, torch.compile" + (" (skipped: --no-compile)" if args.no_compile else "")
+                  + ", onnxruntime, OpenVINO (one row each)",
+                  "f32 all; bf16 OpenVINO where the CPU has bf16 units; int8 onnxruntime and OpenVINO"
+                  + (" (skipped: --no-int8)" if args.no_int8 else ""), args.threads, model=args.onnx or args.model,
+                  tile=args.tile)
+    if not args.json:
+        print_header(head)
     info = compare_cpu(args.model, args.onnx, args.int8, tile=args.tile, threads=args.threads,
                        repeats=args.repeats, compile=not args.no_compile, int8_rows=not args.no_int8,
                        say=lambda m: print(f"... {m}", file=sys.stderr, flush=True))
-    print(json.dumps(info, indent=2) if args.json else format_compare(info))
+    print(json.dumps({"header": head, **info}, indent=2) if args.json else format_compare(info))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """onnxruntime CPU throughput: INT8 Q/DQ graph against its FP32 graph, side by side.
 
     python benchmarks/bench_int8.py [--fp32 x2.onnx --int8 x2.int8.onnx] [--tile 256]
-        [--batch 1] [--repeats 5] [--threads 0] [--json]
+        [--batch 1] [--repeats 5] [--threads 2] [--json]
 
 Without ``--fp32``/``--int8`` it exports the default model (portable FP32) and
 calibrates it (``hermes-export calibrate default --exclude`` with the float islands
@@ -48,12 +48,17 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0, help="0 = library defaults")
+    ap.add_argument("--threads", type=int, default=2, help="0 = library defaults")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from header import header, print_header
     from hermes_deploy.engines.ort_runner import OrtRunner
 
+    head = header("onnxruntime (CPU execution provider)", "f32 vs int8 Q/DQ", args.threads,
+                  fp32=args.fp32 or "default model, exported here", int8=args.int8 or "calibrated here")
+    if not args.json:
+        print_header(head)
     tmp = Path(tempfile.mkdtemp())
     fp32, int8 = args.fp32, args.int8
     if fp32 is None:
@@ -76,7 +81,7 @@ def main() -> None:
     base = results["onnxruntime CPU, fp32"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_fp32": base / v} for k, v in results.items()}
     if args.json:
-        print(json.dumps({"tile": args.tile, "batch": args.batch, "repeats": args.repeats,
+        print(json.dumps({"header": head, "tile": args.tile, "batch": args.batch, "repeats": args.repeats,
                           "fp32": fp32, "int8": int8, "rows": rows}, indent=2))
         return
     print(f"{args.batch}x{args.tile}x{args.tile} input, median of {args.repeats}")

@@ -1,7 +1,7 @@
 """onnxruntime CPU vs PyTorch eager on 256x256 tiles, side by side in one run.
 
     python benchmarks/bench_onnx_vs_torch.py [--model default] [--tile 256] [--batch 1]
-        [--repeats 5] [--threads 0] [--onnx GRAPH ...] [--json]
+        [--repeats 5] [--threads 2] [--onnx GRAPH ...] [--json]
 
 Measures, for the same model and the same tiles: torch eager training form, torch eager
 deploy form (re-parameterized, fidelity), and the exported portable FP32 ONNX graph in
@@ -33,14 +33,20 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=0, help="0 = library defaults")
+    ap.add_argument("--threads", type=int, default=2, help="0 = library defaults")
     ap.add_argument("--onnx", action="append", default=None,
                     help="reuse an exported portable graph (repeatable: one row per graph)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from header import header, print_header
     from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
     from hermes_deploy.export.ort import ort_session
+
+    head = header("torch eager (training and deploy forms), onnxruntime (CPU execution provider)", "f32",
+                  args.threads, model=args.model, tile=args.tile, batch=args.batch)
+    if not args.json:
+        print_header(head)
     from hermes_deploy.model.api import load_model
     from hermes_deploy.model.deploy import deploy
 
@@ -78,12 +84,13 @@ def main() -> None:
     base = results["torch eager, training form"]
     rows = {k: {"seconds": v, "mp_per_s": mpix / v, "vs_training_eager": base / v} for k, v in results.items()}
     if args.json:
-        print(json.dumps({"tile": args.tile, "batch": args.batch, "model": args.model, "threads": args.threads,
-                          "load_average": os.getloadavg(), "results": rows}, indent=2))
+        print(json.dumps({"header": head, "tile": args.tile, "batch": args.batch, "model": args.model,
+                          "threads": args.threads, "load_average_after": os.getloadavg(), "results": rows},
+                         indent=2))
         return
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"model {args.model}, {args.batch}x{args.tile}x{args.tile} input tiles, median of {args.repeats}, "
-          f"threads {args.threads or 'default'}, load average {load}")
+          f"threads {args.threads or 'default'}, load average after the runs {load}")
     width = max(34, *(len(k) + 2 for k in rows))
     print(f"{'backend':<{width}}{'s/tile':>9}{'MP/s':>9}{'x train eager':>15}")
     for k, r in rows.items():

@@ -49,9 +49,13 @@ def main() -> None:
 
     from hermes_deploy.checks.cpu_bench import matmul_peak
     from hermes_deploy.checks.ov_profile import profile_openvino, summarize
+    from header import header, print_header
     from hermes_deploy.cpu import check_precision, describe_cpu
 
     check_precision(args.precision)
+    head = header("openvino (CPU plugin)", args.precision, args.threads, onnx=args.onnx, tile=args.tile)
+    if not args.json:
+        print_header(head)
     torch.set_num_threads(args.threads)
     peak_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     peak = matmul_peak(peak_dtype)
@@ -59,6 +63,7 @@ def main() -> None:
     rows = info["rows"]
     info["matmul_peak_gflops"] = peak
     info["cpu"] = describe_cpu()
+    info["header"] = head
     info["by_type"] = summarize(rows, "type")
     info["by_precision"] = summarize(rows, "precision")
     info["by_block"] = summarize(rows, "block")
@@ -69,7 +74,7 @@ def main() -> None:
         return
     total = info["node_seconds"]
     print(f"{info['runner']}, {args.tile}x{args.tile} tile, {args.threads} threads, "
-          f"median of {args.repeats}; CPU {info['cpu']}")
+          f"median of {args.repeats}")
     print(f"node time {total * 1e3:.1f} ms per tile; counted work {info['counted_gflop']:.2f} GFLOP "
           f"(convolutions and matrix products) = {info['counted_gflop'] / total:.1f} GFLOP/s over the "
           f"whole tile; matmul peak ({str(peak_dtype).split('.')[-1]}, torch, same threads) "

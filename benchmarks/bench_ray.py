@@ -54,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
+    from header import header, print_header
     from hermes_deploy.cpu import cpu_flags, describe_cpu
     from hermes_deploy.engines.ort_runner import OrtRunner
     from hermes_deploy.engines.select import cached_onnx
@@ -62,6 +63,11 @@ def main() -> None:
     from hermes_deploy.scaleout.ray_batch import run_ray_batch
 
     h, w = (int(v) for v in args.size.lower().split("x"))
+    head = header("onnxruntime (local run_batch and Ray actors)", "f32",
+                  "1 and 2 (local rows), 1 per actor (Ray rows, num_cpus=2)", model=args.onnx or "default",
+                  images=f"{args.images} x {h}x{w}", tile=args.tile)
+    if not args.json:
+        print_header(head)
     onnx = args.onnx or str(cached_onnx("default"))
     options = TileOptions(tile=(args.tile, args.tile))
     rows = {}
@@ -93,7 +99,7 @@ def main() -> None:
         row["images_per_s"] = row["done"] / row["wall"]
     one, two = rows["Ray Data, 1 actor(s) x 1 thread"], rows["Ray Data, 2 actor(s) x 1 thread"]
     local1 = rows["local infer, 1 thread(s)"]
-    info = {"cpu": describe_cpu(), "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
+    info = {"header": head, "cpu": describe_cpu(), "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
             "load_average": os.getloadavg(), "images": args.images, "size": [h, w], "tile": args.tile,
             "rows": rows, "ratio_2_vs_1_actor": two["images_per_s"] / one["images_per_s"],
             "ray_overhead_per_image_s": (one["wall"] - local1["wall"]) / args.images,
@@ -101,8 +107,6 @@ def main() -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    print(f"CPU: {info['cpu']}\nflags: {' '.join(info['flags'])}\n"
-          f"load average: {', '.join(f'{v:.2f}' for v in info['load_average'])}")
     print(f"{args.images} images {h}x{w} -> x2, tile {args.tile}, onnxruntime, default model")
     print(f"{'run':<34}{'wall s':>8}{'images/s':>10}")
     for name, row in rows.items():

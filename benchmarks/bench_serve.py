@@ -1,7 +1,7 @@
 """hermes-serve (the C++ HTTP service) under load: throughput, latency, overload, memory, overhead.
 
     python benchmarks/bench_serve.py [--onnx GRAPH] [--build-dir build/cpp-serve] [--workers 2]
-                                     [--threads N] [--size 64] [--json]
+                                     [--threads 1] [--size 64] [--json]
 
 Starts ``hermes-serve`` on a free loopback port and loads it with ``hey`` (Debian package
 ``hey``), POSTing one small PNG (a SIZExSIZE crop of the astronaut photograph, default
@@ -160,7 +160,7 @@ def _summary_distributions(text: str) -> tuple[dict[str, int], dict[str, int]]:
 
 def _library(tool: Path, onnx: Path, image: Path, out: Path, threads: int, repeats: int, mode: str | None) -> dict:
     done = subprocess.run([str(tool), str(onnx), str(image), str(out), "--repeat", str(repeats + 1), "--threads",
-                           str(threads), "--tile", "256"] + ([mode] if mode else []),
+                           str(threads), "--tile", "256", "--precision", "f32"] + ([mode] if mode else []),
                           capture_output=True, text=True, timeout=600)
     if done.returncode:
         raise SystemExit(f"bench_serve: hermes-restore failed: {done.stderr.strip()}")
@@ -174,11 +174,13 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=None, help="portable FP32 graph (default: export the bundled model)")
     ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "cpp-serve")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None, help="per worker (default: max(1, cores / workers))")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="per worker (1: the 2 workers fill a 2-core machine; 0: max(1, cores / workers))")
     ap.add_argument("--size", type=int, default=64, help="the PNG's side in pixels")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    from header import header, print_header
     from hermes_deploy.cpu import cpu_flags, describe_cpu
 
     if shutil.which("hey") is None:
@@ -187,7 +189,11 @@ def main() -> None:
     restore_tool = args.build_dir / "hermes-restore"
     workers = args.workers
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
-    flags = ["--workers", str(workers), "--threads", str(threads)]
+    head = header("C++ hermes-serve / libhermes, OpenVINO (CPU)", "f32", f"{threads} per worker, {workers} workers",
+                  image=f"astronaut crop {args.size}x{args.size} PNG")
+    if not args.json:
+        print_header(head)
+    flags = ["--backend", "openvino", "--precision", "f32", "--workers", str(workers), "--threads", str(threads)]
     with tempfile.TemporaryDirectory(prefix="hermes-bench-serve-") as tmp:
         tmp = Path(tmp)
         onnx = default_graph(args.onnx, tmp)
@@ -231,7 +237,7 @@ def main() -> None:
                 "throughput_efficiency": full["requests_per_s"] * library["wall_s"] / workers}
     overhead["throughput_overhead"] = 1 / overhead["throughput_efficiency"]
     overhead["throughput_efficiency_vs_in_memory"] = full["requests_per_s"] * pixels["wall_s"] / workers
-    info = {"cpu": describe_cpu(), "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
+    info = {"header": head, "cpu": describe_cpu(), "flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
             "image": f"astronaut crop {args.size}x{args.size} PNG -> {2 * args.size}x{2 * args.size}",
             "workers": workers, "threads_per_worker": threads, "library": library, "library_in_memory": pixels, "library_file_api": files,
             "loads": loads,
@@ -239,7 +245,6 @@ def main() -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    print(f"CPU: {info['cpu']}\nflags: {' '.join(info['flags'])}")
     print(f"{info['image']}, --workers {workers} --threads {threads}, tile 256 (one tile)")
     print(f"{'run':<34}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server':>8}{'hey':>6}"
           "  statuses / errors")
