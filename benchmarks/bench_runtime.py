@@ -4,7 +4,13 @@
         [--batch 1] [--json]
     python benchmarks/bench_runtime.py memory [--sizes 4096 8192] [--model stand-in|MODEL]
         [--json]
-    python benchmarks/bench_runtime.py context [--model default]
+    python benchmarks/bench_runtime.py context [--model default] [--memory-sizes 512 1024]
+    python benchmarks/bench_runtime.py tiles [--model default]
+
+Every command takes ``--backend onnxruntime`` (or openvino, torch, auto),
+``--precision f32`` (bf16, int8 where the backend and CPU have them) and ``--threads 2``
+(0: all cores), and prints them, with the CPU, the commit and the load average, in a
+header before its results (``benchmarks/header.py``).
 
 ``overhead`` runs, on the same tiles of a real photograph (tiled out to ``--size``
 pixels, saved as PNG):
@@ -29,6 +35,16 @@ context) with the default model's ModelSpec: it exercises decoding, tiling, blen
 and streaming at full size in minutes, where the default model would compute for
 hours on 2 CPU cores; the model's own working memory per tile does not depend on
 the image size.
+
+``context`` restores the held-out photos with the context computed on the whole input,
+on copies downscaled 2x and 4x (what the runtime does above ``--context-size``) and on
+a zero context: PSNR-Y against ground truth, and how far the output moves from the
+whole-input context's output (mean and largest absolute difference, in [0, 1] units).
+Then, each in a fresh process, the context graph alone on a photograph of each
+``--memory-sizes`` size: peak RSS over the RSS with the model loaded.
+
+``tiles`` prints README's tiling table: tiled vs whole-image output on crops of real
+photographs (:mod:`tiled_vs_whole`, checked by ``tests/runtime/test_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -46,10 +62,10 @@ from pathlib import Path
 import numpy as np
 
 
-def _runner(model: str, threads: int = 0, backend: str = "auto"):
+def _runner(args):
     from hermes_deploy.engines.select import open_runner
 
-    return open_runner(model, backend, threads=threads,
+    return open_runner(args.model, args.backend, threads=args.threads, precision=args.precision,
                        say=lambda m: print(f"... {m}", file=sys.stderr))[0]
 
 
@@ -71,7 +87,7 @@ def overhead(args) -> dict:
     from hermes_deploy.runtime.pipeline import image_context, restore_file
     from hermes_deploy.runtime.plan import TileOptions, make_plan
 
-    runner = _runner(args.model, args.threads, args.backend)
+    runner = _runner(args)
     options = TileOptions(tile=(args.tile, args.tile), batch=args.batch)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.png"
@@ -164,7 +180,7 @@ def _child(args) -> None:
     from hermes_deploy.runtime.pipeline import restore_file
     from hermes_deploy.runtime.plan import TileOptions
 
-    runner = _runner(args.model, args.threads, args.backend)
+    runner = _runner(args)
     t0 = time.perf_counter()
     result = restore_file(runner, args.input, args.output, TileOptions(tile=(args.tile, args.tile),
                                                                        batch=args.batch),
@@ -184,7 +200,8 @@ def memory(args) -> dict:
             _photo_png(src, size)
             cmd = [sys.executable, __file__, "_child", "--model", model, "--input", str(src),
                    "--output", str(tmp / f"out-{size}.png"), "--tile", str(args.tile),
-                   "--batch", str(args.batch), "--threads", str(args.threads), "--backend", args.backend]
+                   "--batch", str(args.batch), "--threads", str(args.threads), "--backend", args.backend,
+                   "--precision", args.precision]
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode:
                 raise SystemExit(res.stderr.strip().splitlines()[-1])
@@ -202,8 +219,9 @@ def memory(args) -> dict:
 
 
 def context_cost(args) -> dict:
-    """PSNR-Y on the held-out photos with the context from the whole image vs from
-    copies downscaled by 2 and 4 (what the runtime does for images over --context-size)."""
+    """PSNR-Y on the held-out photos with the context from the whole image, from copies
+    downscaled by 2 and 4 (what the runtime does for images over --context-size) and a
+    zero context, and how far each output moves from the whole-image context's."""
     from PIL import Image
 
     from hermes_deploy.quality.degrade import bicubic_down, mod_crop
@@ -212,24 +230,101 @@ def context_cost(args) -> dict:
     from hermes_deploy.runtime.pipeline import image_context, restore_array
     from hermes_deploy.runtime.plan import TileOptions
 
-    runner = _runner(args.model, args.threads, args.backend)
+    runner = _runner(args)
     rows = []
     for name in HELDOUT_PHOTOS:
         gt = mod_crop(load_photo(name), runner.spec.scale)
         lq = bicubic_down(gt, runner.spec.scale)
-        row = {"photo": name}
-        for factor in (1, 2, 4):
-            small = lq if factor == 1 else np.asarray(
-                Image.fromarray((lq * 255 + 0.5).astype(np.uint8)).resize(
-                    (lq.shape[1] // factor, lq.shape[0] // factor), Image.BICUBIC), np.float32) / 255
-            out, _ = restore_array(runner, lq, TileOptions(tile=(args.tile, args.tile)),
-                                   context=image_context(runner, small))
-            row[f"psnr_y_context_1/{factor}"] = round(psnr_y(np.clip(out, 0, 1), gt), 4)
+        row, reference = {"photo": name}, None
+        for factor in (1, 2, 4, "zero"):
+            if factor == "zero":
+                ctx = np.zeros_like(image_context(runner, lq))
+            else:
+                small = lq if factor == 1 else np.asarray(
+                    Image.fromarray((lq * 255 + 0.5).astype(np.uint8)).resize(
+                        (lq.shape[1] // factor, lq.shape[0] // factor), Image.BICUBIC), np.float32) / 255
+                ctx = image_context(runner, small)
+            out, _ = restore_array(runner, lq, TileOptions(tile=(args.tile, args.tile)), context=ctx)
+            label = "zero" if factor == "zero" else f"1/{factor}"
+            row[f"psnr_y_context_{label}"] = round(psnr_y(np.clip(out, 0, 1), gt), 4)
+            if reference is None:
+                reference = out
+            else:
+                moved = np.abs(out.astype(np.float64) - reference)
+                row[f"mean_abs_moved_{label}"] = float(moved.mean())
+                row[f"max_abs_moved_{label}"] = float(moved.max())
         rows.append(row)
-    return {"rows": rows}
+    memory = []
+    for size in args.memory_sizes:
+        cmd = [sys.executable, __file__, "_context_child", "--model", args.model, "--size", str(size),
+               "--threads", str(args.threads), "--backend", args.backend, "--precision", args.precision]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode:
+            raise SystemExit(res.stderr.strip().splitlines()[-1])
+        memory.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return {"tile": args.tile, "rows": rows, "context_memory": memory}
+
+
+def _context_child(args) -> None:
+    """Runs in a fresh process: the context graph alone on a size x size photograph;
+    prints the peak RSS over the RSS once the model is loaded and warmed on 64x64."""
+    from hermes_deploy.quality.photos import load_photo
+    from hermes_deploy.runtime.pipeline import image_context
+
+    runner = _runner(args)
+    photo = load_photo("astronaut")
+    n = -(-args.size // photo.shape[0])
+    image = np.ascontiguousarray(np.tile(photo, (n, n, 1))[:args.size, :args.size], np.float32)
+    image_context(runner, image[:64, :64])
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    image_context(runner, image)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"size": args.size, "rss_loaded_mb": round(before, 1), "peak_rss_mb": round(peak, 1),
+                      "context_mb": round(peak - before, 1), "seconds": round(seconds, 2)}))
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("bench_runtime: no VmRSS in /proc/self/status")
+
+
+def tiles(args) -> dict:
+    """README's tiling table (module doc)."""
+    from tiled_vs_whole import README_ROWS, measure
+
+    runner = _runner(args)
+    rows = []
+    for photo, h, w, tile in README_ROWS:
+        print(f"... {photo} {h}x{w}, tile {tile}", file=sys.stderr, flush=True)
+        rows.append(measure(runner, photo, h, w, tile, batch=args.batch))
+    return {"overlap": runner.spec.tile_overlap, "rows": rows}
+
+
+def _print_context(result: dict) -> None:
+    print(f"context from the whole input / copies downscaled 2x and 4x / zero, tiles of {result['tile']}:")
+    print(f"{'photo':<10}{'PSNR-Y whole':>13}{'1/2':>9}{'1/4':>9}{'zero':>9}   output moved (mean | max abs)")
+    for r in result["rows"]:
+        moved = "   ".join(f"{k} {r[f'mean_abs_moved_{k}']:.1e} | {r[f'max_abs_moved_{k}']:.1e}"
+                           for k in ("1/2", "1/4", "zero"))
+        print(f"{r['photo']:<10}{r['psnr_y_context_1/1']:>13.4f}{r['psnr_y_context_1/2']:>9.4f}"
+              f"{r['psnr_y_context_1/4']:>9.4f}{r['psnr_y_context_zero']:>9.4f}   {moved}")
+    for k in ("1/2", "1/4", "zero"):
+        print(f"largest mean |output moved| over the photos, context {k}: "
+              f"{max(r[f'mean_abs_moved_{k}'] for r in result['rows']):.1e}; largest |output moved|: "
+              f"{max(r[f'max_abs_moved_{k}'] for r in result['rows']):.1e}")
+    print("context graph alone, fresh process (peak RSS over the RSS with the model loaded):")
+    for m in result["context_memory"]:
+        print(f"  {m['size']}x{m['size']}: {m['context_mb']:.0f} MB (peak RSS {m['peak_rss_mb']:.0f} MB, "
+              f"model loaded {m['rss_loaded_mb']:.0f} MB, {m['seconds']:.1f} s)")
 
 
 def main() -> None:
+    from header import header, print_header
+
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -239,28 +334,44 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     x = sub.add_parser("context")
+    x.add_argument("--memory-sizes", type=int, nargs="*", default=[512, 1024],
+                   help="sizes for the context graph's memory (none: skip)")
+    t = sub.add_parser("tiles")
     c = sub.add_parser("_child")
     c.add_argument("--input")
     c.add_argument("--output")
-    for p, default_model, tile in ((o, "default", 128), (m, "stand-in", 256), (c, "default", 256),
-                                   (x, "default", 128)):
+    cc = sub.add_parser("_context_child")
+    cc.add_argument("--size", type=int)
+    for p, default_model, tile, batch in ((o, "default", 128, 1), (m, "stand-in", 256, 1), (c, "default", 256, 1),
+                                          (x, "default", 128, 1), (t, "default", 0, 4), (cc, "default", 0, 1)):
         p.add_argument("--model", default=default_model)
-        p.add_argument("--tile", type=int, default=tile)
-        p.add_argument("--batch", type=int, default=1)
-        p.add_argument("--threads", type=int, default=0)
-        p.add_argument("--backend", default="auto", help="auto, openvino, onnxruntime or torch")
+        if tile:
+            p.add_argument("--tile", type=int, default=tile)
+        p.add_argument("--batch", type=int, default=batch)
+        p.add_argument("--threads", type=int, default=2, help="0: all cores")
+        p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino", "torch", "auto"))
+        p.add_argument("--precision", default="f32", choices=("f32", "bf16", "int8"))
         p.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cmd == "_child":
         return _child(args)
-    if args.cmd == "context":
-        result = context_cost(args)
-        for row in result["rows"]:
-            print("  ".join(f"{k} {v}" for k, v in row.items()))
-        return
-    result = overhead(args) if args.cmd == "overhead" else memory(args)
+    if args.cmd == "_context_child":
+        return _context_child(args)
+    head = header(args.backend, args.precision, args.threads, model=args.model)
+    if not args.json:
+        print_header(head)
+    result = {"overhead": overhead, "memory": memory, "context": context_cost, "tiles": tiles}[args.cmd](args)
     if args.json:
-        print(json.dumps(result, indent=2))
+        if args.cmd == "tiles":
+            result["rows"] = [vars(r) for r in result["rows"]]
+        print(json.dumps({"header": head, **result}, indent=2))
+    elif args.cmd == "tiles":
+        from tiled_vs_whole import format_table
+
+        print(f"default overlap {result['overlap']} px, batch {args.batch}; tiled vs whole-image output")
+        print(format_table(result["rows"]))
+    elif args.cmd == "context":
+        _print_context(result)
     elif args.cmd == "overhead":
         print(f"{result['backend']}, {result['size']}x{result['size']} input, {result['tiles']} tiles "
               f"of {result['tile']} (batch {result['batch']}), median of {result['repeats']}:")
