@@ -17,8 +17,8 @@ from onnx import numpy_helper
 
 from hermes_deploy.calibration import TileReader, load_calibration_images
 from hermes_deploy.checks.evaluate import evaluate_model
+from hermes_deploy.cpu import cpu_flags, has_precision
 from hermes_deploy.engines.ort_runner import OrtRunner
-from hermes_deploy.errors import InputError
 from hermes_deploy.export.int8 import (
     Int8Options,
     calibrate_int8,
@@ -64,15 +64,34 @@ def _reader(fp32, seed=0, samples=4):
                       batch=2, scale=2, seed=seed)
 
 
+def _drops(fp, q, label: str) -> dict[str, float]:
+    """Held-out PSNR-Y lost by ``q`` against ``fp``, per photo (printed)."""
+    rows = {r.name: r for r in fp.images}
+    assert sorted(rows) == sorted(r.name for r in q.images) == sorted(HELDOUT_PHOTOS)
+    drops = {}
+    for r in q.images:
+        assert np.isfinite(r.psnr), f"{r.name}: {label} PSNR-Y is {r.psnr}"
+        drops[r.name] = rows[r.name].psnr - r.psnr
+        print(f"{r.name:<10} FP32 {rows[r.name].psnr:.3f}  {label} {r.psnr:.3f}  drop {drops[r.name]:+.3f} dB")
+    return drops
+
+
 def test_int8_within_budget_of_fp32_on_held_out_photos(fp32, int8):
+    """README, INT8: with the sensitivity islands (the fixture's ``exclude``) onnxruntime
+    loses 0.011 dB mean PSNR-Y, within the 0.1 dB budget, every photo too (0.015 at most;
+    this module's smaller calibration measured 0.010 mean, 0.017 at most). Without the
+    islands it loses 0.13 dB, over the budget."""
     fp = evaluate_model(str(fp32.path), list(HELDOUT_PHOTOS))
     q = evaluate_model(str(int8.path), list(HELDOUT_PHOTOS))
-    rows = {r.name: r for r in fp.images}
-    for r in q.images:
-        drop = rows[r.name].psnr - r.psnr
-        print(f"{r.name:<10} FP32 {rows[r.name].psnr:.3f}  INT8 {r.psnr:.3f}  drop {drop:+.3f} dB")
-        assert np.isfinite(r.psnr)
-        assert drop < 0.3, f"{r.name}: INT8 loses {drop:.3f} dB"
+    drops = _drops(fp, q, "INT8")
+    mean = float(np.mean(list(drops.values())))
+    assert mean <= 0.1, f"INT8 with the islands loses {mean:.3f} dB mean PSNR-Y (README: 0.011, budget 0.1)"
+    worst = max(drops, key=drops.get)
+    assert drops[worst] <= 0.1, f"{worst}: INT8 with the islands loses {drops[worst]:.3f} dB"
+    # no NaN/Inf anywhere in the output of a whole image
+    with OrtRunner(int8.path) as runner:
+        x = np.random.default_rng(0).random((1, 3, 80, 112), dtype=np.float32)
+        assert np.isfinite(runner.infer(x, runner.context(x))).all()
     # no NaN/Inf anywhere in the output of a whole image
     with OrtRunner(int8.path) as runner:
         x = np.random.default_rng(0).random((1, 3, 80, 112), dtype=np.float32)
@@ -198,24 +217,27 @@ def test_cli_calibrate_reuses_ranges_and_reports_errors(fp32, int8, tmp_path):
     assert not (tmp_path / "p8.onnx").exists()
 
 
-def test_openvino_runs_the_int8_graph_within_budget(fp32, int8):
-    """The Q/DQ graph on OpenVINO's low-precision kernels, judged like onnxruntime's."""
-    pytest.importorskip("openvino", reason="openvino is not installed")
-    from hermes_deploy.cpu import check_precision
+def _openvino_int8_budget(flags: frozenset[str]) -> float:
+    """The mean held-out PSNR-Y loss BENCHMARKS.md measured for OpenVINO INT8 with the
+    islands, as a bound: 0.019 dB on an AMX Xeon (the 0.1 dB target holds there), 0.125 dB
+    on an AVX512-BF16/VNNI EPYC without AMX (its low-precision transformations treat the
+    Q/DQ pairs differently): 0.15 dB there."""
+    return 0.1 if "amx_int8" in flags else 0.15
 
-    try:
-        check_precision("int8")
-    except InputError as exc:
-        pytest.skip(str(exc))
+
+@pytest.mark.skipif(not has_precision("int8"), reason="this CPU lacks AVX512-VNNI, AVX-VNNI and AMX-INT8: "
+                    "OpenVINO's int8 kernels need one of them")
+def test_openvino_runs_the_int8_graph_within_budget(fp32, int8):
+    """The Q/DQ graph on OpenVINO's low-precision kernels, held to what BENCHMARKS.md
+    measured on a CPU of this kind (see :func:`_openvino_int8_budget`)."""
+    pytest.importorskip("openvino", reason="openvino is not installed")
     fp = evaluate_model(str(fp32.path), list(HELDOUT_PHOTOS))
     q = evaluate_model(str(int8.path), list(HELDOUT_PHOTOS), backend="openvino")
-    from hermes_deploy.cpu import has_precision
-
     floats = "bf16" if has_precision("bf16") else "f32"  # the unquantized ops (ov_runner.float_hint)
     assert q.extra["backend"] == f"openvino (CPU, int8, float ops {floats})"
-    rows = {r.name: r for r in fp.images}
-    for r in q.images:
-        drop = rows[r.name].psnr - r.psnr
-        print(f"{r.name:<10} FP32 {rows[r.name].psnr:.3f}  OpenVINO INT8 {r.psnr:.3f}  drop {drop:+.3f} dB")
-        assert np.isfinite(r.psnr) and drop < 0.3, f"{r.name}: INT8 on OpenVINO loses {drop:.3f} dB"
-
+    drops = _drops(fp, q, "OpenVINO INT8")
+    budget = _openvino_int8_budget(cpu_flags())
+    mean = float(np.mean(list(drops.values())))
+    assert mean <= budget, f"INT8 on OpenVINO loses {mean:.3f} dB mean PSNR-Y (bound here {budget} dB)"
+    worst = max(drops, key=drops.get)  # one photo may lose more (chelsea 0.156 dB on the EPYC)
+    assert drops[worst] <= 2 * budget, f"{worst}: INT8 on OpenVINO loses {drops[worst]:.3f} dB"
