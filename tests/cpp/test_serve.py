@@ -804,18 +804,35 @@ def test_an_idle_half_sent_request_does_not_block_the_others(server, images, ref
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_in_flight_requests(serve, images, reference, sig):
+    """The signal finds requests in flight (in /metrics just before it, and in the count the
+    server logs when it takes it); every one of them completes with 200 and the right
+    image after the signal, and the server exits 0 within --drain."""
     drain = 20.0
     srv = serve("--workers", "2", "--queue", "4", "--drain", str(drain))
     body = images["square"].read_bytes()
+
+    def timed_restore():
+        reply = srv.restore(body, timeout=60)
+        return reply, time.monotonic()
+
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(srv.restore, body, timeout=60) for _ in range(4)]
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 0.3 and srv.metrics().get("hermes_in_flight") < 4:
-            time.sleep(0.02)
+        futures = [pool.submit(timed_restore) for _ in range(4)]
+        # all four in the server (2 running, 2 queued) before the signal; a request not yet
+        # routed when it lands would get 503 shutting_down
+        deadline = time.monotonic() + 30
+        while True:
+            in_flight = srv.metrics().get("hermes_in_flight")
+            if in_flight >= 4 or any(f.done() for f in futures) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert in_flight >= 1, f"no request in flight to drain ({in_flight} in /metrics)"
         waiting = socket.create_connection(("127.0.0.1", srv.port), timeout=10)  # connected, nothing sent yet
         srv.proc.send_signal(sig)
         signalled = time.monotonic()
-        time.sleep(0.1)
+        taken = _logged(srv, rf"^hermes-serve: {sig.name}: finishing (\d+) in-flight requests", 0)
+        assert taken, f"no '{sig.name}: finishing N in-flight' line: {srv.stderr()[-3000:]}"
+        unfinished = int(re.search(r"finishing (\d+) in-flight", taken[0])[1])
+        assert unfinished >= 1, taken[0]
         # new requests that still reach it: 503 shutting_down; or no connection at all
         try:
             late = srv.restore(images["small"], timeout=10)
@@ -833,13 +850,17 @@ def test_signal_drains_in_flight_requests(serve, images, reference, sig):
                 status = None
             if status is not None:
                 assert status == 503 and json.loads(late_body)["error"] == "shutting_down", (status, late_body)
-        replies = [f.result(timeout=60) for f in futures]
+        results = [f.result(timeout=60) for f in futures]
     ref = reference(images["square"])
-    for reply in replies:
+    for reply, _ in results:
         _assert_restored(reply, ref)
+    # each request the server counted at the signal was answered after it
+    after = sum(done_at > signalled for _, done_at in results)
+    assert after >= unfinished, f"{unfinished} in flight at the signal, {after} answered after it"
     srv.proc.wait(timeout=drain + 10)
     assert srv.proc.returncode == 0, srv.stderr()[-3000:]
     assert time.monotonic() - signalled < drain
+    assert _logged(srv, r"^hermes-serve: stopped$", 0), srv.stderr()[-3000:]  # not "with N unfinished"
     _assert_clean_stderr(srv.stderr())
 
 
