@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+
 def git_commit(root: Path) -> str:
     """``git rev-parse --short HEAD`` of ``root``, ``+dirty`` when the tree has changes
     (untracked files included); ``unknown`` outside a git checkout or without git."""
