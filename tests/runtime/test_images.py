@@ -100,6 +100,19 @@ def test_exif_orientation_is_applied_and_icc_kept(default_runner, small_photo, t
     out, _, info = _load(tmp_path / "r_out.png")
     assert out.shape == (112, 80, 3)
     assert info.get("icc_profile") == icc
+    # the pixels: the model's output on the stored pixels turned 90 degrees clockwise here
+    # (the JPEG decoded as stored, without its orientation, by the runtime's own decoder)
+    import pyvips
+
+    stored = pyvips.Image.new_from_file(str(tmp_path / "r.jpg")).numpy()
+    assert stored.shape == (40, 56, 3)
+    ref = _reference(default_runner, np.rot90(stored, -1).astype(np.float32) / 255)
+    diff = np.abs(out / 255.0 - ref).max()
+    assert diff <= 0.5 / 255 + 1e-6, f"not the model's output on the image turned clockwise (off by {diff:.3f})"
+    # the same shape turned the other way, or mirrored, is far off: the check can tell them
+    for wrong in (np.rot90(stored, 1), np.rot90(stored, -1)[:, ::-1]):
+        ref = _reference(default_runner, np.ascontiguousarray(wrong).astype(np.float32) / 255)
+        assert ref.shape == out.shape and np.abs(out / 255.0 - ref).max() > 0.2
 
 
 def _srgb_icc() -> bytes:
