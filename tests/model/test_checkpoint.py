@@ -16,6 +16,7 @@ from hermes_deploy.errors import CheckpointError
 from hermes_deploy.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from hermes_deploy.model.deploy import deploy
 
+from ..cli.harness import tiny_fs  # noqa: F401 (the real full-filesystem fixture)
 from ..conftest import make_model
 
 
@@ -111,13 +112,15 @@ def test_truncated_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
-def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
-    import safetensors.torch as st
-
-    def boom(*a, **k):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(st, "save_file", boom)
-    with pytest.raises(CheckpointError, match="No space left"):
-        save_checkpoint(make_model("tiny", 2), tmp_path / "m.safetensors")
-    assert os.listdir(tmp_path) == []
+def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_nothing(tiny_fs):
+    """A real full filesystem (tmpfs) with room for one checkpoint (0.96 MB) but not two:
+    saving over it fails with one line, the old file is intact, no temporary is left."""
+    fs = tiny_fs(1536)
+    path = save_checkpoint(make_model("tiny", 2, seed=0), fs / "m.safetensors")
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="No space left") as err:
+        save_checkpoint(make_model("tiny", 2, seed=1), path)
+    assert "m.safetensors" in str(err.value) and "\n" not in str(err.value)
+    assert os.listdir(fs) == ["m.safetensors"]
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).config == make_model("tiny", 2).config
