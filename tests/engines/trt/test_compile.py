@@ -6,6 +6,7 @@ Tests that need the builder take the ``trt`` fixture, which skips them when
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 
@@ -23,6 +24,8 @@ from hermes_deploy.engines.trt.compile import (
 )
 from hermes_deploy.engines.trt.flavour import Flavour, normalize_capability
 from hermes_deploy.errors import HermesError, InputError, MissingDependencyError
+
+from ...cli.harness import tiny_fs  # noqa: F401 (the real full-filesystem fixture)
 
 onnx = pytest.importorskip("onnx", reason="onnx is needed to build the test graphs")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -209,18 +212,16 @@ def test_target_is_set_on_the_builder_config(trt):
     assert config.get_compute_capability(0) == trt.ComputeCapability.SM89
 
 
-def test_failed_write_keeps_old_engine_and_leaves_no_temp(trt, tmp_path, rng, monkeypatch):
+def test_a_full_disk_keeps_old_engine_and_leaves_no_temp(trt, tmp_path, rng, tiny_fs):
+    """The engine folder on a real full filesystem (a 16 KB tmpfs; the engine is larger):
+    the write fails with the system's ENOSPC, the old engine is intact, nothing else is
+    left."""
     path = conv_relu_resize(tmp_path, rng)
-    engine = tmp_path / "out" / "model.engine"
-    engine.parent.mkdir()
+    engine = tiny_fs(16) / "model.engine"
     engine.write_bytes(b"old")
-
-    def refuse(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(trt_compile.os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError) as info:
         build_engine(path, engine, profiles=IMAGE_PROFILE)
+    assert info.value.errno == errno.ENOSPC, info.value
     assert engine.read_bytes() == b"old"
     assert [p.name for p in engine.parent.iterdir()] == ["model.engine"]
 
