@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -17,12 +18,21 @@ from PIL import Image
 from hermes_deploy.quality.photos import load_photo
 
 
+def default_signals() -> None:
+    """In the child before exec: SIGINT, SIGTERM and SIGHUP at their defaults, as in a
+    terminal. A suite started under ``nohup`` (or as a background job) would otherwise
+    pass on an ignored SIGHUP (SIGINT), which the CLI rightly leaves ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def cli(*args, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``hermes-export ARGS`` as a user runs it; ``env`` is added to the environment."""
     full = {**os.environ, **(env or {})}
     full.pop("HERMES_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "hermes_deploy.cli.app", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=full)
+                          capture_output=True, text=True, timeout=timeout, env=full,
+                          preexec_fn=default_signals)
 
 
 def photo_u8(h: int, w: int, seed: int = 0) -> np.ndarray:

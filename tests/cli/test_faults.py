@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from .harness import check_outputs, cli, fill, hidden, one_error_line, tiny_fs, write_images  # noqa: F401
+from .harness import check_outputs, cli, default_signals, fill, hidden, one_error_line, tiny_fs, write_images  # noqa: F401
 
 NAMES = ["a.png", "b.jpg", "c.tif"]
 
@@ -116,7 +116,8 @@ def _run_watched(cmd, sig=None, delay=0.0):
     that line to the exit)."""
     lines: list[str] = []
     started = threading.Event()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
     def read():
         for line in proc.stderr:
