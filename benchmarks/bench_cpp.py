@@ -72,6 +72,8 @@ def accuracy(tool: Path, onnx: Path, folder: Path, tile: int, threads: int) -> d
     """libhermes against ``hermes-export infer`` on the sample photo (module doc)."""
     import numpy as np
 
+    from hermes_deploy.quality.metrics import psnr
+
     py_dir = folder / f"py-{tile}"
     done = subprocess.run([sys.executable, "-m", "hermes_deploy.cli.app", "infer", "--sample", "--model", str(onnx),
                            "--backend", "onnxruntime", "--precision", "f32", "--threads", str(threads),
@@ -86,9 +88,8 @@ def accuracy(tool: Path, onnx: Path, folder: Path, tile: int, threads: int) -> d
         raise SystemExit(f"bench_cpp: hermes-restore failed: {run.stderr.strip()}")
     figures = json.loads(run.stdout.splitlines()[-1])
     python, cpp_out = _read(py_dir / source.name).astype(np.float64), _read(ours).astype(np.float64)
-    mse = float(np.mean((python - cpp_out) ** 2))
     return {"tile": tile, "grid": figures["grid"], "input": list(_read(source).shape[:2]),
-            "cpp_backend": figures["backend"], "psnr_db": float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse),
+            "cpp_backend": figures["backend"], "psnr_db": psnr(python, cpp_out, peak=255.0),
             "max_level_difference": int(np.abs(python - cpp_out).max()),
             "differing_samples": int(np.count_nonzero(python != cpp_out)), "samples": int(python.size)}
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hermes_deploy.quality.metrics import psnr
+
 #: README's rows: (photo, input height, input width, tile)
 README_ROWS = (("astronaut", 208, 224, 64), ("astronaut", 256, 256, 48), ("coffee", 200, 300, 64),
                ("chelsea", 150, 225, 48))
@@ -38,12 +40,6 @@ class TiledRow:
     psnr_db: float  # tiled vs whole
     ratio_tiled: float  # seam gradient ratio of the tiled output
     ratio_whole: float  # the same lines of the whole-image output
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two float images in [0, 1] (peak 1.0)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def seam_gradients(out: np.ndarray, plan) -> tuple[float, float]:

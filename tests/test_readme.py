@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hermes_deploy.quality.metrics import psnr
 from hermes_deploy.quality.photos import load_photo
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -43,14 +44,10 @@ def test_python_api_example_runs(tmp_path):
     x = torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None]
     with torch.no_grad():
         want = model(x, context=model.compute_context(x))[0].permute(1, 2, 0).clamp(0, 1).double().numpy()
-    fidelity = _psnr(out, want)
+    fidelity = psnr(out, want)
     assert fidelity >= 50.0, f"photo-x2.png is {fidelity:.1f} dB from the model's output (8-bit rounding: ~59)"
     # ... and an upscale of the photo: near bicubic, not equal to it (the model adds detail)
     bicubic = np.asarray(Image.fromarray(photo).resize((192, 128), Image.BICUBIC), np.float64) / 255
-    near = _psnr(out, bicubic)
+    near = psnr(out, bicubic)
     assert 25.0 <= near <= 45.0, f"photo-x2.png is {near:.1f} dB from bicubic (fidelity {fidelity:.1f} dB)"
 
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)

@@ -92,10 +92,6 @@ def test_int8_within_budget_of_fp32_on_held_out_photos(fp32, int8):
     with OrtRunner(int8.path) as runner:
         x = np.random.default_rng(0).random((1, 3, 80, 112), dtype=np.float32)
         assert np.isfinite(runner.infer(x, runner.context(x))).all()
-    # no NaN/Inf anywhere in the output of a whole image
-    with OrtRunner(int8.path) as runner:
-        x = np.random.default_rng(0).random((1, 3, 80, 112), dtype=np.float32)
-        assert np.isfinite(runner.infer(x, runner.context(x))).all()
 
 
 def test_qdq_layout_is_what_tensorrt_accepts(fp32, int8):

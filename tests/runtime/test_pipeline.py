@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from hermes_deploy.quality.metrics import psnr
 from hermes_deploy.runtime.pipeline import restore_array
 from hermes_deploy.runtime.plan import TileOptions, make_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from tiled_vs_whole import README_ROWS, crop, measure, psnr, seam_gradients, whole_image  # noqa: E402
+from tiled_vs_whole import README_ROWS, crop, measure, seam_gradients, whole_image  # noqa: E402
 
 #: README's table: (photo, h, w, tile) -> (grid, PSNR floor in dB, printed PSNR). The
 #: floors sit about 1 dB under the printed figures (float differences between CPUs move
