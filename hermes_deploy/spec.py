@@ -43,6 +43,10 @@ class ModelSpec:
     tile: tuple[int, int] | None = None  # fixed input H, W (None = dynamic)
     batch: int | None = None  # fixed batch (None = dynamic)
     context_graph: str | None = None  # companion ONNX file computing the context
+    # One graph, one image input: the context is computed inside the graph from the input
+    # it receives, so there is no context input and no companion graph, and each tile
+    # that a tiling caller feeds it routes by itself (hermes-export onnx --single-graph).
+    single_graph: bool = False
     source_sha256: str = ""
     package_version: str = ""
     preset: str = ""

@@ -132,6 +132,17 @@ def default_onnx(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def default_single_onnx(tmp_path_factory):
+    """The bundled default model exported once per session as one graph
+    (``--single-graph``: input -> output, the context computed inside)."""
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+
+    path = tmp_path_factory.mktemp("default-single") / "default.single.onnx"
+    export_onnx("default", path, ExportOptions(single_graph=True))
+    return path
+
+
+@pytest.fixture(scope="session")
 def default_runner(default_onnx):
     from hermes_deploy.engines.ort_runner import OrtRunner
 

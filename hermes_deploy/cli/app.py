@@ -109,17 +109,24 @@ def onnx_cmd(model: str = ModelArg,
              precision: str = typer.Option("fp32", help="fp32 or fp16 (FP16 with FP32 islands)."),
              keep_generative: bool = typer.Option(False, "--keep-generative",
                                                   help="Keep E4; its noise becomes a graph input."),
+             single_graph: bool = typer.Option(
+                 False, "--single-graph",
+                 help="One graph, one image in and one out, the context computed inside from the "
+                      "input it gets (for vs-mlrt, chaiNNer and other ONNX tools). Equal to the "
+                      "pair on whole images; each tile of a tiled run routes by itself."),
              json_out: bool = JsonOpt) -> None:
-    """Export a model to ONNX (+ its companion context graph)."""
+    """Export a model to ONNX (+ its companion context graph, unless --single-graph)."""
     with guarded():
         from ..export.onnx_export import ExportOptions, export_onnx
         from .common import echo_err
 
         options = ExportOptions(target=target, opset=opset, tile=parse_tile(tile), batch=batch,
-                                precision=precision, keep_generative=keep_generative)
+                                precision=precision, keep_generative=keep_generative,
+                                single_graph=single_graph)
         result = export_onnx(model, output, options, progress=lambda m: echo_err(f"... {m}"))
         if json_out:
-            typer.echo(json.dumps({"path": str(result.path), "context": str(result.context_path),
+            typer.echo(json.dumps({"path": str(result.path),
+                                   "context": str(result.context_path) if result.context_path else None,
                                    "seconds": result.seconds, "nodes": result.node_counts,
                                    "spec": json.loads(result.spec.to_json()),
                                    "fp16": result.fp16_report}, indent=2))
@@ -127,7 +134,11 @@ def onnx_cmd(model: str = ModelArg,
         custom = {k: v for k, v in result.node_counts.items() if "::" in k}
         typer.echo(f"wrote {result.path} ({sum(result.node_counts.values())} nodes"
                    + (f", custom {custom}" if custom else ", standard ops only") + ")")
-        typer.echo(f"wrote {result.context_path} (per-image context graph)")
+        if result.context_path:
+            typer.echo(f"wrote {result.context_path} (per-image context graph)")
+        else:
+            typer.echo("single graph: the context is computed inside from the input it gets, "
+                       "so each tile of a tiled run routes by itself")
         s = result.spec
         typer.echo(f"spec: x{s.scale}, {s.precision}, target {s.target}, size multiple "
                    f"{s.size_multiple}, recommended overlap {s.tile_overlap}px "

@@ -41,6 +41,9 @@ def calibrate(model: str = ModelArg,
               target: str = typer.Option(None, help="portable (lowered scan/DFT) or tensorrt "
                                          "(hermes plugin nodes); default: portable for a model, else the input's."),
               report: Path = typer.Option(None, "--report", help="Write the calibration report (JSON)."),
+              single_graph: bool = typer.Option(False, "--single-graph", help="For a model source: "
+                                                "export and quantize one graph that computes its context "
+                                                "inside (see hermes-export onnx --single-graph)."),
               json_out: bool = JsonOpt) -> None:
     """Calibrate and write an INT8 Q/DQ ONNX (+ its context graph and the ranges JSON)."""
     with guarded():
@@ -53,18 +56,21 @@ def calibrate(model: str = ModelArg,
         options = Int8Options(method=method, samples=samples, seed=seed, tile=parse_tile(tile),
                               batch=batch, op_types=_split([op_types]), exclude=_split(exclude),
                               percentile=percentile, sensitivity=sensitivity, budget_db=budget,
-                              target=target)
+                              target=target, single_graph=single_graph)
         result = calibrate_int8(model, output, options, images=list(images) if images else None,
                                 ranges_path=ranges, report_path=report,
                                 progress=lambda m: echo_err(f"... {m}"))
         rep = result.report
         if json_out:
-            typer.echo(json.dumps({"path": str(result.path), "context": str(result.context_path),
+            typer.echo(json.dumps({"path": str(result.path),
+                                   "context": str(result.context_path) if result.context_path else None,
                                    "ranges": str(result.ranges_path), "report": rep}, indent=2, default=float))
             return
         typer.echo(f"wrote {result.path} (INT8 Q/DQ, {rep['quantized_nodes']} {'/'.join(rep['op_types'])} "
                    f"nodes quantized, {rep['method']} ranges)")
-        typer.echo(f"wrote {result.context_path} (context graph) and {result.ranges_path} (ranges)")
+        typer.echo(f"wrote {result.context_path} (context graph) and {result.ranges_path} (ranges)"
+                   if result.context_path else f"wrote {result.ranges_path} (ranges); single graph, "
+                   "no context graph")
         if rep.get("float_islands"):
             typer.echo("float islands: " + ", ".join(rep["float_islands"]))
         sens = rep.get("sensitivity")

@@ -117,7 +117,10 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
                 s = runner.spec
                 echo_err(f"backend: {runner.name} - {why}")
                 echo_err(f"model: x{s.scale} {s.preset or ''} {s.precision}, overlap "
-                         f"{s.tile_overlap if overlap is None else overlap}px")
+                         f"{s.tile_overlap if overlap is None else overlap}px"
+                         + ("; single graph: each tile computes its own context and routes by "
+                            "itself (export the pair for one routing per image)"
+                            if s.single_graph else ""))
                 result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
                                    max_pixels=max_pixels, say=echo_err,
                                    progress_factory=_progress_factory(progress))

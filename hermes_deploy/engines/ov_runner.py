@@ -94,10 +94,13 @@ class OvRunner:
         self._model = _read(core, self.path, quantized)
         self._main = core.compile_model(self._model, "CPU", self._config)
         self._by_shape: dict[tuple[int, int, int], object] = {}
-        self._ctx = core.compile_model(_read(core, context_graph_path(self.path, self.spec), False), "CPU",
-                                       {**base, "INFERENCE_PRECISION_HINT": "f32"})
+        context_path = context_graph_path(self.path, self.spec)
+        self._ctx = self._ctx_req = None  # a single graph computes its context inside
+        if context_path is not None:
+            self._ctx = core.compile_model(_read(core, context_path, False), "CPU",
+                                           {**base, "INFERENCE_PRECISION_HINT": "f32"})
+            self._ctx_req = self._ctx.create_infer_request()
         self._main_req = self._main.create_infer_request()
-        self._ctx_req = self._ctx.create_infer_request()
         self._lock = threading.Lock()  # one infer request each: callers take turns
         self.name = (f"openvino (CPU, {self.precision}"
                      + (f", float ops {float_hint('int8')})" if quantized else ")"))
@@ -111,6 +114,8 @@ class OvRunner:
 
     def context(self, image: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float32 [0, 1] -> (B, context_channels)."""
+        if self._ctx_req is None:
+            return np.zeros((image.shape[0], 0), np.float32)
         with self._lock:
             out = self._ctx_req.infer([np.ascontiguousarray(image, np.float32)])
             return np.array(next(iter(out.values())), np.float32)
@@ -138,8 +143,9 @@ class OvRunner:
         """``(compiled model, model)`` of the main graph reshaped to one static tile
         shape, compiled with this runner's config (plus ``extra``, e.g. PERF_COUNT)."""
         model = self._model.clone()
-        shapes = {self.spec.input_name: [batch, self.spec.in_channels, height, width],
-                  self.spec.context_name: [batch, self.spec.context_channels]}
+        shapes = {self.spec.input_name: [batch, self.spec.in_channels, height, width]}
+        if not self.spec.single_graph:
+            shapes[self.spec.context_name] = [batch, self.spec.context_channels]
         if self.spec.noise_name:
             shapes[self.spec.noise_name] = [batch, 1, height, width]
         model.reshape(shapes)

@@ -1,6 +1,6 @@
 """``export_onnx``: a HERMES model -> main ONNX graph + companion context graph.
 
-Two graphs are written:
+Two graphs are written (the pair):
 
 * ``NAME.onnx`` - inputs ``input`` (B, C, H, W) in [0, 1] and ``context``
   (B, context_channels) [+ ``noise`` (B, 1, H, W) when the generative expert is kept];
@@ -8,6 +8,13 @@ Two graphs are written:
 * ``NAME.context.onnx`` - input ``input`` (any size; a downscaled copy of a large image
   is fine), output ``context``. The runtime computes it once per image and feeds it to
   every tile, so all tiles of an image route the same way.
+
+``single_graph=True`` (``--single-graph``) writes one graph instead, for tools that call a
+network with one image and take one image back (vs-mlrt, chaiNNer's ONNX nodes,
+hand-written onnxruntime/OpenVINO scripts): input ``input`` [+ ``noise``], output
+``output``, the context computed inside the graph from the input it receives. On a whole
+image it equals the pair; a caller that tiles gets one routing per tile instead of one per
+image. Its ModelSpec says ``single_graph: true`` and names no context graph.
 
 Targets: ``portable`` exports the custom ops through their standard-op lowerings (the
 graph holds only default-domain ops); ``tensorrt`` keeps them as ``hermes`` plugin nodes
@@ -47,6 +54,7 @@ class ExportOptions:
     precision: str = "fp32"
     keep_generative: bool = False
     fp16_islands: bool = True  # False: only structural FP32 nodes (to show what breaks)
+    single_graph: bool = False  # one graph, context computed inside (module doc)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -65,7 +73,7 @@ class ExportOptions:
 @dataclass
 class ExportResult:
     path: Path
-    context_path: Path
+    context_path: Path | None  # None for a single graph
     spec: ModelSpec
     seconds: float
     node_counts: dict[str, int] = field(default_factory=dict)
@@ -160,6 +168,16 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
         def forward(self, input, context, noise=None):
             return self.net(input, context=context, noise=noise)
 
+    class Single(torch.nn.Module):
+        """Context from the input it is given: one graph, one image in, one image out."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, input, noise=None):
+            return self.net(input, noise=noise)
+
     class Context(torch.nn.Module):
         def __init__(self, net):
             super().__init__()
@@ -177,31 +195,39 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
     batch_dim = None if options.batch else dim("batch", min=1, max=1024)
     hw = {} if options.tile else {2: dim("height", min=1, max=16384), 3: dim("width", min=1, max=16384)}
     img_dims = {**({0: batch_dim} if batch_dim else {}), **hw}
-    names_in = ["input", "context"]
-    args: tuple = (x, ctx)
-    shapes: dict = {"input": img_dims or None, "context": ({0: batch_dim} if batch_dim else None)}
+    if options.single_graph:
+        names_in, args = ["input"], (x,)
+        shapes: dict = {"input": img_dims or None}
+        module = Single(model)
+    else:
+        names_in, args = ["input", "context"], (x, ctx)
+        shapes = {"input": img_dims or None, "context": ({0: batch_dim} if batch_dim else None)}
+        module = Main(model)
     if not fidelity:
         names_in.append("noise")
-        args = (x, ctx, torch.zeros(b, 1, h, w))
+        args = (*args, torch.zeros(b, 1, h, w))
         shapes["noise"] = img_dims or None
     # FP16 is planned on the graph that still holds the hermes nodes (FP32 islands by
     # construction); the portable target inlines their lowerings afterwards.
     graph_target = "tensorrt" if options.precision == "fp16" else options.target
-    say(f"exporting the main graph ({graph_target})")
-    main = _export(Main(model).eval(), args, names_in, ["output"], shapes,
+    say(f"exporting the {'single' if options.single_graph else 'main'} graph ({graph_target})")
+    main = _export(module.eval(), args, names_in, ["output"], shapes,
                    ExportOptions(target=graph_target, opset=options.opset))
-    say("exporting the context graph")
-    ctx_dims = {0: dim("batch", min=1, max=1024), 2: dim("height", min=1, max=16384),
-                3: dim("width", min=1, max=16384)}
-    context_model = _export(Context(model).eval(), (torch.rand(2, cfg.in_channels, 40, 56),),
-                            ["input"], ["context"], {"input": ctx_dims},
-                            ExportOptions(target="portable", opset=options.opset))
-    context_path = output.with_name(output.stem + ".context.onnx")
+    context_model = context_path = None
+    if not options.single_graph:
+        say("exporting the context graph")
+        ctx_dims = {0: dim("batch", min=1, max=1024), 2: dim("height", min=1, max=16384),
+                    3: dim("width", min=1, max=16384)}
+        context_model = _export(Context(model).eval(), (torch.rand(2, cfg.in_channels, 40, 56),),
+                                ["input"], ["context"], {"input": ctx_dims},
+                                ExportOptions(target="portable", opset=options.opset))
+        context_path = output.with_name(output.stem + ".context.onnx")
     spec = base_spec.replace(
         precision=options.precision, target=options.target, opset=options.opset,
         fidelity=fidelity, noise_name=None if fidelity else "noise",
         tile=tuple(options.tile) if options.tile else None, batch=options.batch,
-        context_graph=context_path.name)
+        context_graph=context_path.name if context_path else None,
+        single_graph=options.single_graph)
     fp16_report = None
     if options.precision == "fp16":
         say("converting to FP16 with FP32 islands (measuring activation ranges)")
@@ -209,10 +235,13 @@ def export_onnx(source: str | os.PathLike, output: str | os.PathLike,
 
         main, fp16_report = make_fp16(main, model, options, islands=options.fp16_islands)
     attach_spec(main, spec)
-    attach_spec(context_model, spec.replace(precision="fp32", target="portable"))
     check(main)
-    check(context_model)
-    save_models((context_model, context_path), (main, output))
+    if context_model is None:
+        save_models((main, output))
+    else:
+        attach_spec(context_model, spec.replace(precision="fp32", target="portable"))
+        check(context_model)
+        save_models((context_model, context_path), (main, output))
     counts: dict[str, int] = {}
     for node in main.graph.node:
         key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type

@@ -6,7 +6,8 @@
   flush to zero.
 * :class:`GraphPair` - a main graph with its companion context graph, fed by the input
   names its :class:`~hermes_deploy.spec.ModelSpec` carries (``input``, ``context``,
-  ``noise``), so no caller builds a feed by hand.
+  ``noise``), so no caller builds a feed by hand; a single graph (``single_graph`` in its
+  spec) has no companion and computes its context inside.
 * :func:`context_fn` - a context graph alone, as a function (calibration).
 
 A leaf of :mod:`hermes_deploy.export`: it imports only the lowering and FP16 emulation
@@ -61,8 +62,9 @@ def ort_session(model_or_path, threads: int = 0, providers: list[str] | None = N
     return ort.InferenceSession(model.SerializeToString(), opts, providers=providers or ["CPUExecutionProvider"])
 
 
-def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:
-    """The companion context graph named in ``spec``, which must sit next to the main graph.
+def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path | None:
+    """The companion context graph named in ``spec``, which must sit next to the main graph
+    (``None`` for a single graph, which computes its context inside).
 
     The pair is checked against each other first: ``onnx_path`` must be a main graph (a
     context graph given in its place is named as such), and the companion must be a
@@ -72,6 +74,11 @@ def context_graph_path(onnx_path: Path, spec: ModelSpec) -> Path:
     """
     onnx_path = Path(onnx_path)
     inputs, outputs, _ = _graph_io(onnx_path)
+    if spec.single_graph:
+        if spec.context_name in inputs:
+            raise InputError(f"'{onnx_path.name}' says it is a single graph but takes a "
+                             f"'{spec.context_name}' input; re-export it with hermes-export onnx")
+        return None
     if spec.context_name in outputs or spec.context_name not in inputs:
         main = (f"'{onnx_path.name[:-len('.context.onnx')]}.onnx'"
                 if onnx_path.name.endswith(".context.onnx") else "the main graph exported with it")
@@ -130,6 +137,11 @@ def context_fn(context_graph: str | Path, threads: int = 0) -> ContextFn:
     return context
 
 
+def no_context(images: np.ndarray) -> np.ndarray:
+    """The context of a single graph, which computes its own: (B, 0), fed to nothing."""
+    return np.zeros((images.shape[0], 0), np.float32)
+
+
 class GraphPair:
     """An exported main graph and its context graph, opened together.
 
@@ -145,7 +157,8 @@ class GraphPair:
         self.spec = ModelSpec.from_onnx(self.path)
         self.context_path = context_graph_path(self.path, self.spec)
         self.main = ort_session(self.path, threads, providers)
-        self.context = context_fn(self.context_path, threads)
+        self.context = (context_fn(self.context_path, threads) if self.context_path else
+                        no_context)
 
     def feeds(self, tiles: np.ndarray, context: np.ndarray, noise: np.ndarray | None = None
               ) -> dict[str, np.ndarray]:

@@ -4,7 +4,8 @@ A runner is a context manager with:
 
 - ``spec``: the :class:`~hermes_deploy.spec.ModelSpec` of the model it runs;
 - ``name``: the backend, e.g. ``"onnxruntime (CPUExecutionProvider)"``;
-- ``context(images)``: (B, C, H, W) float32 in [0, 1] -> (B, K) per-image context;
+- ``context(images)``: (B, C, H, W) float32 in [0, 1] -> (B, K) per-image context
+  (K = 0 for a single graph, which computes its own from each tile);
 - ``infer(tiles, context)``: (B, C, h, w) float32 tiles and (1 or B, K) context ->
   (B, C_out, s*h, s*w) float32.
 
@@ -49,7 +50,9 @@ def model_feeds(spec: ModelSpec, tiles: np.ndarray, context: np.ndarray,
                 noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """A graph's feed by the input names ``spec`` carries; a graph that takes noise
     (generative expert kept) gets zeros unless given some."""
-    feeds = {spec.input_name: tiles, spec.context_name: context}
+    feeds = {spec.input_name: tiles}
+    if not spec.single_graph:  # a single graph computes its context inside
+        feeds[spec.context_name] = context
     if spec.noise_name:
         feeds[spec.noise_name] = (noise if noise is not None else
                                   np.zeros((tiles.shape[0], 1, *tiles.shape[2:]), np.float32))

@@ -291,6 +291,10 @@ def write_repository(artifacts: list[str], outdir: str | os.PathLike,
         raise InputError("--instances and --batch must be >= 1 and --max-batch-size >= 0")
     onnx, engines = _resolve(list(artifacts), say)
     spec = ModelSpec.from_onnx(onnx)
+    if spec.single_graph:
+        raise InputError(f"'{onnx.name}' is a single graph; a Triton repository serves the pair "
+                         "(one context per image, shared by its tiles): export it without "
+                         "--single-graph")
     from ..export.ort import context_graph_path
 
     context = context_graph_path(onnx, spec)

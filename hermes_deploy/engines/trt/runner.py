@@ -163,7 +163,10 @@ class TrtRunner:
     # ------------------------------------------------------------------ context graph
 
     def context(self, image: np.ndarray) -> np.ndarray:
-        """(B, C, H, W) float32 [0, 1] -> (B, context_channels), via onnxruntime on CPU."""
+        """(B, C, H, W) float32 [0, 1] -> (B, context_channels), via onnxruntime on CPU
+        ((B, 0) for an engine built from a single graph, which computes its own)."""
+        if self.spec is not None and self.spec.single_graph:
+            return np.zeros((image.shape[0], 0), np.float32)
         with self._ctx_lock:
             if self._ctx_fn is None:
                 from ...export.ort import context_fn, context_graph_path

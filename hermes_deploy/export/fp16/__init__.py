@@ -126,6 +126,8 @@ def make_fp16(main, torch_model, options, islands: bool = True):
     """
     if islands:
         feeds = calibration_feeds(torch_model, options.tile, options.batch)
+        takes = {i.name for i in main.graph.input}  # a single graph has no context input
+        feeds = [{k: v for k, v in feed.items() if k in takes} for feed in feeds]
         plan = plan_islands(main, measure_ranges(with_lowerings(main), feeds))
     else:
         plan = plan_islands(main, {}, op_types_fp32=(), max_abs=float("inf"))

@@ -92,6 +92,7 @@ class Int8Options:
     budget_db: float = 0.1  # allowed PSNR-Y drop on the sensitivity tiles
     sensitivity_samples: int = 16
     target: str | None = None  # of the written graph; None: portable for a model, else the input's
+    single_graph: bool = False  # a model source is exported as one graph (no context graph)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -115,15 +116,15 @@ class Int8Options:
 @dataclass
 class Int8Result:
     path: Path
-    context_path: Path
+    context_path: Path | None  # None for a single graph
     ranges_path: Path
     spec: ModelSpec
     report: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
-def _load_source(source: str | os.PathLike, workdir: Path, say: Progress):
-    """(graph to quantize, context graph path, spec, input kind)."""
+def _load_source(source: str | os.PathLike, workdir: Path, say: Progress, single_graph: bool = False):
+    """(graph to quantize, context graph path (None for a single graph), spec, input kind)."""
     import onnx
 
     path = Path(source)
@@ -142,7 +143,8 @@ def _load_source(source: str | os.PathLike, workdir: Path, say: Progress):
     from ..onnx_export import ExportOptions, export_onnx
 
     say("exporting the FP32 graph with the hermes nodes in place (tensorrt target)")
-    result = export_onnx(source, workdir / "fp32.onnx", ExportOptions(target="tensorrt"))
+    result = export_onnx(source, workdir / "fp32.onnx",
+                         ExportOptions(target="tensorrt", single_graph=single_graph))
     return onnx.load(str(result.path)), result.context_path, result.spec, "model"
 
 
@@ -169,7 +171,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
     if output.suffix != ".onnx":
         raise InputError(f"output must end in .onnx, got '{output.name}'")
     with tempfile.TemporaryDirectory(prefix="hermes-int8-") as tmp:
-        model, ctx_path, spec, kind = _load_source(source, Path(tmp), say)
+        model, ctx_path, spec, kind = _load_source(source, Path(tmp), say, options.single_graph)
         op_types = tuple(options.op_types)
         if kind == "portable-onnx" and op_types != ("Conv",):
             raise InputError("a portable .onnx has the scan and DFT lowered to plain MatMuls that "
@@ -179,7 +181,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         if want == "tensorrt" and kind == "portable-onnx":
             raise InputError("a portable .onnx cannot become a tensorrt-target graph; pass the model "
                              "name/checkpoint or a --target tensorrt export")
-        ctx_fn = context_fn(ctx_path)
+        ctx_fn = context_fn(ctx_path) if ctx_path else None  # a single graph computes its own
 
         def reader(seed: int, samples: int):
             return TileReader(load_calibration_images(images), ctx_fn, tile=options.tile,
@@ -217,7 +219,7 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         final = (inline_lowerings(quantized, fold=False) if has_hermes_nodes(quantized) and want == "portable"
                  else strip_lowerings(quantized, model))
         target = "tensorrt" if has_hermes_nodes(final) else "portable"
-        context_name = output.stem + ".context.onnx"
+        context_name = output.stem + ".context.onnx" if ctx_path else None
         ranges_out = output.with_name(output.stem + ".ranges.json")
         new_spec = spec.replace(precision="int8", target=target, context_graph=context_name,
                                 extra={**spec.extra, "int8": {"method": method, "op_types": list(op_types),
@@ -227,15 +229,15 @@ def calibrate_int8(source: str | os.PathLike, output: str | os.PathLike, options
         attach_spec(final, new_spec)
         final.producer_name = "hermes-deploy"
         check(final)
-        ctx_model = onnx.load(str(ctx_path))
         save_ranges(ranges_out, ranges, method, calibration, op_types)
         pair = [(final, output)]
-        if output.with_name(context_name).resolve() != Path(ctx_path).resolve():
-            pair.insert(0, (ctx_model, output.with_name(context_name)))
+        if ctx_path and output.with_name(context_name).resolve() != Path(ctx_path).resolve():
+            pair.insert(0, (onnx.load(str(ctx_path)), output.with_name(context_name)))
         save_models(*pair)
     report["seconds"] = time.perf_counter() - start
     if report_path is not None:
         write_text(Path(report_path), json.dumps(report, indent=2, default=float),
                    what="the calibration report")
-    return Int8Result(path=output, context_path=output.with_name(context_name), ranges_path=ranges_out,
+    return Int8Result(path=output, context_path=output.with_name(context_name) if context_name else None,
+                      ranges_path=ranges_out,
                       spec=new_spec, report=report, seconds=report["seconds"])
