@@ -173,3 +173,27 @@ def test_a_real_shared_library_passes_the_plugin_checks(stand_in_onnx, shared_li
                      "--plugins", shared_library)
     assert code == 2  # no full TensorRT here (or a stand-in ONNX it cannot parse)
     assert "plugin library" not in out, out
+
+
+@pytest.mark.slow
+def test_build_a_single_graph(checkpoint, tmp_path):
+    """An engine from ``--single-graph``: one input, no context binding, and the
+    TensorRT runner asks for no context graph."""
+    from hermes_deploy.engines.trt.runner import TrtRunner
+
+    single = _export(checkpoint, "tiny.single.onnx", single_graph=True)
+    engine = tmp_path / "single.engine"
+    code, out = _run("build", single, "-o", engine, "--trt", "tensorrt-rtx", "--tile", "32x32",
+                     "--builder-optimization-level", "0", "--workspace", "256")
+    assert code == 0, out
+    m = read_manifest(engine)
+    assert m.model_spec().single_graph and m.model_spec().context_graph is None
+    assert m.profiles == [{"input": [[1, 3, 32, 32]] * 3}]
+    check_manifest(m, engine, flavour="tensorrt-rtx", trt_version=trt.__version__,
+                   compute_capability="SM89", onnx_path=single)
+    import numpy as np
+
+    # no GPU here to open the engine: the runner's context step, which needs none, alone
+    spec_only = TrtRunner.__new__(TrtRunner)
+    spec_only.spec = m.model_spec()
+    assert spec_only.context(np.zeros((2, 3, 8, 8), np.float32)).shape == (2, 0)
