@@ -14,3 +14,4 @@ bash scripts/install-cpp-deps.sh
 pip() { python -m pip --disable-pip-version-check "$@"; }
 pip install --quiet torch==2.13.0 -e ".[test,triton-server]"
 pip install --quiet --no-deps "nvidia-pytriton>=0.7"
+bash scripts/install-vs-env.sh  # Python 3.12 venv for the VapourSynth/vs-mlrt tests
