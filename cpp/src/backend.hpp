@@ -22,8 +22,10 @@ class BackendSession {
 public:
     virtual ~BackendSession() = default;
     // image: (1, C, h, w) float32 in [0, 1] -> out: (context_channels) float32.
+    // Never called for a single graph (spec().single_graph): it has no context graph.
     virtual void context(const float *image, int h, int w, float *out) = 0;
-    // tiles: (batch, C, h, w) float32; ctx: (context_channels), the same for every tile;
+    // tiles: (batch, C, h, w) float32; ctx: (context_channels), the same for every tile,
+    // or nullptr for a single graph, which computes each tile's context itself;
     // out: (batch, out_channels, scale*h, scale*w) float32.
     virtual void infer(const float *tiles, int batch, int h, int w, const float *ctx,
                        float *out) = 0;
@@ -53,7 +55,8 @@ public:
 std::unique_ptr<ContextModel> open_context_model(const std::string &onnx_path, int channels,
                                                  int context_channels, int threads);
 
-// model.onnx (+ model.context.onnx beside it) through OpenVINO on the CPU.
+// model.onnx (+ model.context.onnx beside it, unless it is a single graph) through
+// OpenVINO on the CPU.
 std::unique_ptr<Backend> open_openvino(const std::string &onnx_path, const ModelOptions &options);
 
 // model.engine + model.engine.json through TensorRT; where the library was built

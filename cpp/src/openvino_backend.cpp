@@ -1,9 +1,11 @@
-// OpenVINO backend (CPU): the ONNX pair written by `hermes-export onnx`, the C++ twin of
-// hermes_deploy/engines/ov_runner.py. The spec comes from the ONNX metadata, which
-// OpenVINO's ONNX frontend keeps under rt_info["framework"]. The inference precision is
-// always set: on CPUs with bf16 units OpenVINO's default silently becomes bf16 (about
-// 1e-2 error), so f32 is asked for unless the caller asks for bf16. The context graph
-// always runs in f32: it runs once per image and decides the routing of every tile.
+// OpenVINO backend (CPU): the ONNX pair written by `hermes-export onnx`, or the single
+// graph of `hermes-export onnx --single-graph` (no context input, no context graph: it
+// routes each tile from that tile), the C++ twin of hermes_deploy/engines/ov_runner.py.
+// The spec comes from the ONNX metadata, which OpenVINO's ONNX frontend keeps under
+// rt_info["framework"]. The inference precision is always set: on CPUs with bf16 units
+// OpenVINO's default silently becomes bf16 (about 1e-2 error), so f32 is asked for unless
+// the caller asks for bf16. The context graph always runs in f32: it runs once per image
+// and decides the routing of every tile.
 //
 // Threads: ov::CompiledModel is thread-safe; each BackendSession owns its own infer
 // requests, so sessions run concurrently without locks.
@@ -93,6 +95,32 @@ std::shared_ptr<ov::Model> read(const std::string &path, const std::string &what
     }
 }
 
+// The graph's inputs against its spec: every input is one the tiled runtime feeds, and
+// a `context` input exactly when the spec describes a pair. A graph whose spec was
+// copied from the other form would otherwise fail on its first tile, or run with a
+// context input nobody fills.
+void check_inputs(const ov::Model &model, const Spec &spec, const std::string &file) {
+    const std::string fix = "; the graph and its spec do not belong together: re-export with hermes-export onnx";
+    bool has_input = false, has_context = false;
+    for (const ov::Output<const ov::Node> &port : model.inputs()) {
+        const auto &names = port.get_names();
+        if (names.count(spec.input_name)) has_input = true;
+        else if (names.count(spec.context_name)) has_context = true;
+        else if (!spec.noise_name || !names.count(*spec.noise_name))
+            fail(HERMES_ERR_MODEL, "'" + file + "' has an input '" + port.get_any_name() + "' that its HERMES spec does not name (" +
+                                       spec.input_name + (spec.single_graph ? "" : ", " + spec.context_name) +
+                                       (spec.noise_name ? ", " + *spec.noise_name : "") + ")" + fix);
+    }
+    if (!has_input)
+        fail(HERMES_ERR_MODEL, "'" + file + "' has no input '" + spec.input_name + "' that its HERMES spec names" + fix);
+    if (spec.single_graph && has_context)
+        fail(HERMES_ERR_MODEL, "'" + file + "' has a '" + spec.context_name + "' input but its HERMES spec says single_graph "
+                               "(context computed inside the graph)" + fix + " --single-graph");
+    if (!spec.single_graph && !has_context)
+        fail(HERMES_ERR_MODEL, "'" + file + "' has no '" + spec.context_name + "' input but its HERMES spec describes a pair "
+                               "(single_graph false)" + fix + " (with --single-graph for one graph)");
+}
+
 // One stream per session that computes at a time: with one stream OpenVINO runs the
 // infer requests of all sessions one after another.
 ov::AnyMap compile_config(const std::string &precision, int threads, int streams = 1) {
@@ -169,7 +197,8 @@ public:
         if (spec_.target != "portable")
             fail(HERMES_ERR_MODEL, "'" + base_name(path) + "' is a " + spec_.target + "-target graph (custom hermes ops); "
                                    "the OpenVINO backend runs the portable graph: export with --target portable");
-        if (!spec_.context_graph || !is_file(dir_name(path) + "/" + *spec_.context_graph))
+        check_inputs(*model_, spec_, base_name(path));
+        if (!spec_.single_graph && (!spec_.context_graph || !is_file(dir_name(path) + "/" + *spec_.context_graph)))
             fail(HERMES_ERR_MODEL, "context graph '" + spec_.context_graph.value_or("") + "' is missing next to '" +
                                        base_name(path) + "'; keep it beside the main graph or re-export with hermes-export onnx");
         if (options.precision == "bf16") {
@@ -180,8 +209,9 @@ public:
         name_ = "openvino (CPU, " + options.precision + ")";
         // compile once now, so a graph OpenVINO cannot compile fails at load time
         dynamic_ = compile(model_, base_name(path));
-        context_ = open_context_model(dir_name(path) + "/" + *spec_.context_graph, spec_.in_channels,
-                                      spec_.context_channels, options.threads);
+        if (!spec_.single_graph)  // a single graph computes its context from each tile
+            context_ = open_context_model(dir_name(path) + "/" + *spec_.context_graph, spec_.in_channels,
+                                          spec_.context_channels, options.threads);
     }
 
     const Spec &spec() const override { return spec_; }
@@ -201,8 +231,9 @@ public:
         const auto [b, h, w] = shape;
         std::shared_ptr<ov::Model> fixed = model_->clone();
         std::map<std::string, ov::PartialShape> shapes{
-            {spec_.input_name, ov::PartialShape{static_cast<int64_t>(b), 3, static_cast<int64_t>(h), static_cast<int64_t>(w)}},
-            {spec_.context_name, ov::PartialShape{static_cast<int64_t>(b), spec_.context_channels}}};
+            {spec_.input_name, ov::PartialShape{static_cast<int64_t>(b), 3, static_cast<int64_t>(h), static_cast<int64_t>(w)}}};
+        if (!spec_.single_graph)
+            shapes[spec_.context_name] = ov::PartialShape{static_cast<int64_t>(b), spec_.context_channels};
         if (spec_.noise_name)
             shapes[*spec_.noise_name] = ov::PartialShape{static_cast<int64_t>(b), 1, static_cast<int64_t>(h), static_cast<int64_t>(w)};
         try {
@@ -234,7 +265,7 @@ private:
     ov::CompiledModel dynamic_;
     std::mutex lock_;
     std::map<Shape3, ov::CompiledModel> by_shape_;
-    std::unique_ptr<ContextModel> context_;
+    std::unique_ptr<ContextModel> context_;  // null for a single graph
 
     friend class OvSession;
 };
@@ -244,18 +275,25 @@ public:
     OvSession(OvBackend &backend, std::unique_ptr<ContextModel::Request> ctx)
         : backend_(backend), spec_(backend.spec()), ctx_(std::move(ctx)) {}
 
-    void context(const float *image, int h, int w, float *out) override { ctx_->run(image, h, w, out); }
+    void context(const float *image, int h, int w, float *out) override {
+        if (!ctx_) fail(HERMES_ERR_INTERNAL, "a single graph has no context graph to run; the caller must skip the context");
+        ctx_->run(image, h, w, out);
+    }
 
     void infer(const float *tiles, int batch, int h, int w, const float *ctx, float *out) override {
         const size_t b = static_cast<size_t>(batch);
         const size_t k = static_cast<size_t>(spec_.context_channels);
         const size_t hh = static_cast<size_t>(h), ww = static_cast<size_t>(w);
-        context_.resize(b * k);
-        for (size_t i = 0; i < b; ++i) std::copy_n(ctx, k, context_.data() + i * k);
+        if (!spec_.single_graph) {
+            if (!ctx) fail(HERMES_ERR_INTERNAL, "a graph pair needs the image's context for every tile and got none");
+            context_.resize(b * k);
+            for (size_t i = 0; i < b; ++i) std::copy_n(ctx, k, context_.data() + i * k);
+        }
         try {
             ov::InferRequest &req = request(Shape3{b, hh, ww});
             req.set_tensor(spec_.input_name, ov::Tensor(ov::element::f32, ov::Shape{b, 3, hh, ww}, const_cast<float *>(tiles)));
-            req.set_tensor(spec_.context_name, ov::Tensor(ov::element::f32, ov::Shape{b, k}, context_.data()));
+            if (!spec_.single_graph)
+                req.set_tensor(spec_.context_name, ov::Tensor(ov::element::f32, ov::Shape{b, k}, context_.data()));
             if (spec_.noise_name) {
                 noise_.assign(b * hh * ww, 0.0f);  // fidelity: no noise
                 req.set_tensor(*spec_.noise_name, ov::Tensor(ov::element::f32, ov::Shape{b, 1, hh, ww}, noise_.data()));
@@ -293,7 +331,7 @@ private:
 
     OvBackend &backend_;
     const Spec &spec_;
-    std::unique_ptr<ContextModel::Request> ctx_;
+    std::unique_ptr<ContextModel::Request> ctx_;  // null for a single graph
     std::map<Shape3, ov::InferRequest> requests_;
     std::optional<ov::InferRequest> dynamic_;
     std::vector<float> context_, noise_;
@@ -301,7 +339,7 @@ private:
 
 std::unique_ptr<BackendSession> OvBackend::open_session() {
     try {
-        return std::make_unique<OvSession>(*this, context_->request());
+        return std::make_unique<OvSession>(*this, context_ ? context_->request() : nullptr);
     } catch (const Error &) {
         throw;
     } catch (const std::exception &exc) {

@@ -114,11 +114,18 @@ std::vector<float> memory_context(const hermes_image &im, int colour, int max_si
     return planar;
 }
 
-std::vector<float> context_of(BackendSession &session, const Spec &spec, const std::vector<float> &image, int h, int w) {
+// The image's context, or nothing for a single graph (each tile computes its own).
+template <typename ContextImage>
+std::vector<float> context_of(BackendSession &session, const Spec &spec, ContextImage context_image) {
+    if (spec.single_graph) return {};
+    int h = 0, w = 0;
+    const std::vector<float> image = context_image(&h, &w);
     std::vector<float> ctx(static_cast<size_t>(spec.context_channels));
     session.context(image.data(), h, w, ctx.data());
     return ctx;
 }
+
+const float *context_or_null(const std::vector<float> &ctx) { return ctx.empty() ? nullptr : ctx.data(); }
 
 }  // namespace
 
@@ -164,10 +171,9 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
     hermes_stats stats = stats_of(plan);
 
     const auto tc = Clock::now();
-    int ch = 0, cw = 0;
-    const std::vector<float> ctx_image = memory_context(in, colour, options.context_size, &ch, &cw);
-    const std::vector<float> ctx = context_of(session, spec, ctx_image, ch, cw);
-    stats.context_seconds = seconds_since(tc);
+    const std::vector<float> ctx =
+        context_of(session, spec, [&](int *h, int *w) { return memory_context(in, colour, options.context_size, h, w); });
+    stats.context_seconds = spec.single_graph ? 0.0 : seconds_since(tc);
 
     // alpha first, upscaled on its own (bicubic, libvips), as the Python runtime does
     if (alpha) {
@@ -200,7 +206,7 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
             else row_from_float(src, out.width, out.channels, colour, row_ptr(out, y_out));
         }
     };
-    const TiledStats t = run_tiled(session, spec, plan, read, ctx.data(), write, options.batch);
+    const TiledStats t = run_tiled(session, spec, plan, read, context_or_null(ctx), write, options.batch);
     stats.compute_seconds = t.compute_seconds;
     stats.wall_seconds = seconds_since(t0);
     return stats;
@@ -218,13 +224,12 @@ hermes_stats restore_streamed(BackendSession &session, const Spec &spec, FileSou
     const int s = spec.scale;
     FileSink &sink = make_sink(s * src.width(), s * src.height());  // checks the size first
     const auto tc = Clock::now();
-    int ch = 0, cw = 0;
-    const std::vector<float> ctx_image = src.context_image(options.context_size, &ch, &cw);
-    const std::vector<float> ctx = context_of(session, spec, ctx_image, ch, cw);
-    stats.context_seconds = seconds_since(tc);
+    const std::vector<float> ctx =
+        context_of(session, spec, [&](int *h, int *w) { return src.context_image(options.context_size, h, w); });
+    stats.context_seconds = spec.single_graph ? 0.0 : seconds_since(tc);
     ReadRows read = [&](int y0, int y1, float *dst) { src.read_rows(y0, y1, dst); };
     WriteRows write = [&](const float *rows, int n) { sink.write(rows, n); };
-    const TiledStats t = run_tiled(session, spec, plan, read, ctx.data(), write, options.batch);
+    const TiledStats t = run_tiled(session, spec, plan, read, context_or_null(ctx), write, options.batch);
     sink.finish();
     stats.compute_seconds = t.compute_seconds;
     stats.wall_seconds = seconds_since(t0);

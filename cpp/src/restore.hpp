@@ -1,5 +1,6 @@
 // Restoring one image, in memory or file to file: the per-image context (computed once,
-// on a downscaled copy above context_size), the tile plan, the tiled run, and the
+// on a downscaled copy above context_size; none for a single graph, whose tiles each
+// compute their own), the tile plan, the tiled run, and the
 // sample conversions - the C++ twin of restore_array / restore_file in
 // hermes_deploy/runtime/pipeline.py.
 #pragma once

@@ -43,7 +43,13 @@ Spec parse_spec(const std::string &json, const std::string &source) {
     s.min_size = positive(j, "min_size", source, 1);
     s.tile_overlap = positive(j, "tile_overlap", source, 0);
     s.context_channels = positive(j, "context_channels", source, 0);
-    if (s.scale < 1 || s.in_channels != 3 || s.out_channels != 3 || s.context_channels < 1)
+    if (j.contains("single_graph") && !j["single_graph"].is_null()) {
+        if (!j["single_graph"].is_boolean())
+            fail(HERMES_ERR_MODEL, source + ": the HERMES spec field 'single_graph' is not true or false; "
+                                            "re-export with hermes-export onnx");
+        s.single_graph = j["single_graph"].get<bool>();
+    }
+    if (s.scale < 1 || s.in_channels != 3 || s.out_channels != 3 || (!s.single_graph && s.context_channels < 1))
         fail(HERMES_ERR_MODEL, source + ": the HERMES spec says scale " + std::to_string(s.scale) +
                                    ", " + std::to_string(s.in_channels) + "->" +
                                    std::to_string(s.out_channels) + " channels, context " +
@@ -60,6 +66,10 @@ Spec parse_spec(const std::string &json, const std::string &source) {
         s.noise_name = j["noise_name"].get<std::string>();
     if (j.contains("context_graph") && j["context_graph"].is_string())
         s.context_graph = j["context_graph"].get<std::string>();
+    if (s.single_graph && s.context_graph)
+        fail(HERMES_ERR_MODEL, source + ": the HERMES spec says single_graph and also names a context graph ('" +
+                                   *s.context_graph + "'); a single graph computes its own context: "
+                                   "re-export with hermes-export onnx");
     if (j.contains("tile") && j["tile"].is_array() && j["tile"].size() == 2)
         s.tile = std::make_pair(j["tile"][0].get<int>(), j["tile"][1].get<int>());
     if (j.contains("batch") && j["batch"].is_number_integer())

@@ -28,6 +28,10 @@ struct Spec {
     std::optional<std::pair<int, int>> tile;  // fixed input H, W
     std::optional<int> batch;                 // fixed batch
     std::optional<std::string> context_graph; // companion ONNX file name
+    // One graph, inputs `input` (+ noise) only: the context is computed inside it from
+    // each tile it is given, so there is no context input and no context graph, and
+    // context_channels is informational (hermes-export onnx --single-graph).
+    bool single_graph = false;
     std::string source_sha256;
     std::string json;                         // the spec as read
 };

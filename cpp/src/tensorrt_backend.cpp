@@ -12,7 +12,9 @@
 // (check_manifest) and loaded once per process, before the engine is deserialized.
 // The spec comes from the manifest; like runner.py, an engine whose only profile fixes
 // the tile's height and width takes only that tile (and here also: a fixed batch).
-// The context graph, beside the engine, runs on the CPU through open_context_model().
+// The context graph, beside the engine, runs on the CPU through open_context_model();
+// an engine built from a single graph (spec single_graph) needs none and has no context
+// input: each tile computes its own context inside the engine.
 //
 // Sessions: one IExecutionContext and one CUDA stream each, so sessions run in parallel
 // without locks. Per call the first optimization profile that takes the tile shapes is
@@ -260,7 +262,7 @@ private:
     Logger logger_;                      // outlives the runtime, which outlives the engine
     std::unique_ptr<nvinfer1::IRuntime> runtime_;
     std::unique_ptr<nvinfer1::ICudaEngine> engine_;
-    std::unique_ptr<ContextModel> context_model_;
+    std::unique_ptr<ContextModel> context_model_;  // null for a single graph
     std::mutex create_lock_;
 };
 
@@ -311,7 +313,7 @@ TrtBackend::TrtBackend(const std::string &engine_path, const ModelOptions &optio
                                    rebuild_command(manifest_, engine_path));
     spec_ = parse_spec(*manifest_.spec, engine_name_ + ".json");
     const std::string context_path = dir_name(engine_path) + "/" + spec_.context_graph.value_or("");
-    if (!spec_.context_graph || !fs::is_regular_file(context_path, ec))
+    if (!spec_.single_graph && (!spec_.context_graph || !fs::is_regular_file(context_path, ec)))
         fail(HERMES_ERR_MODEL, "context graph '" + spec_.context_graph.value_or("") + "' is missing next to '" +
                                    engine_name_ + "'; keep the ONNX's context graph beside the engine");
 
@@ -328,13 +330,15 @@ TrtBackend::TrtBackend(const std::string &engine_path, const ModelOptions &optio
     bytes = {};
     read_io();
     fix_spec_from_profiles();
-    context_model_ = open_context_model(context_path, spec_.in_channels, spec_.context_channels, options.threads);
+    if (!spec_.single_graph)
+        context_model_ = open_context_model(context_path, spec_.in_channels, spec_.context_channels, options.threads);
     name_ = std::string("tensorrt (") + prop.name + " " + *capability + ", " + spec_.precision +
             (cuda_graph_ ? ", CUDA graphs)" : ")");
 }
 
 // The engine's inputs and outputs against the spec: every input must be one the tiled
-// runtime feeds, every tensor float32 in linear layout (the tiles are NCHW float32).
+// runtime feeds, a context input exactly when the spec describes a pair (not a single
+// graph), every tensor float32 in linear layout (the tiles are NCHW float32).
 void TrtBackend::read_io() {
     const std::string rebuild = "; rebuild the engine from the ONNX written by hermes-export onnx";
     bool has_input = false, has_output = false;
@@ -343,13 +347,17 @@ void TrtBackend::read_io() {
         const bool input = engine_->getTensorIOMode(name.c_str()) == nvinfer1::TensorIOMode::kINPUT;
         if (input) {
             if (name == spec_.input_name) has_input = true;
+            else if (name == spec_.context_name && spec_.single_graph)
+                fail(HERMES_ERR_MODEL, "engine " + engine_name_ + " has a '" + name + "' input but its manifest spec says "
+                                           "single_graph (context computed inside the graph); the engine and its spec "
+                                           "do not belong together" + rebuild);
             else if (name == spec_.context_name) {
                 has_context_input_ = true;
                 context_rank_ = engine_->getTensorShape(name.c_str()).nbDims;
             } else if (spec_.noise_name && name == *spec_.noise_name) has_noise_input_ = true;
             else
                 fail(HERMES_ERR_MODEL, "engine " + engine_name_ + " input '" + name + "' has no value; the manifest spec names " +
-                                           spec_.input_name + ", " + spec_.context_name +
+                                           spec_.input_name + (spec_.single_graph ? "" : ", " + spec_.context_name) +
                                            (spec_.noise_name ? ", " + *spec_.noise_name : "") + rebuild);
         } else if (name == spec_.output_name) has_output = true;
         if (engine_->getTensorDataType(name.c_str()) != nvinfer1::DataType::kFLOAT)
@@ -364,6 +372,10 @@ void TrtBackend::read_io() {
     if (!has_input || !has_output)
         fail(HERMES_ERR_MODEL, "engine " + engine_name_ + " has no " + (has_input ? "output '" + spec_.output_name : "input '" + spec_.input_name) +
                                    "' that its manifest spec names" + rebuild);
+    if (!spec_.single_graph && !has_context_input_)
+        fail(HERMES_ERR_MODEL, "engine " + engine_name_ + " has no '" + spec_.context_name + "' input but its manifest spec "
+                               "describes a pair (single_graph false); the engine and its spec do not belong together" +
+                                   rebuild + " (with --single-graph for one graph)");
     const size_t profiles = static_cast<size_t>(engine_->getNbOptimizationProfiles());
     if (!manifest_.profiles.empty() && manifest_.profiles.size() != profiles)
         fail(HERMES_ERR_MISMATCH, "engine " + engine_name_ + " has " + std::to_string(profiles) +
@@ -412,7 +424,7 @@ public:
             fail(HERMES_ERR_BACKEND, "TensorRT could not create an execution context for " + b_.engine_name_ +
                                          Logger::reason() + "; out of GPU memory?");
         cuda_ok(cudaStreamCreateWithFlags(&stream_.s, cudaStreamNonBlocking), "create a CUDA stream");
-        ctx_ = b_.context_model_->request();
+        if (b_.context_model_) ctx_ = b_.context_model_->request();
     }
 
     ~TrtSession() override {
@@ -422,7 +434,10 @@ public:
         trt_.reset();
     }
 
-    void context(const float *image, int h, int w, float *out) override { ctx_->run(image, h, w, out); }
+    void context(const float *image, int h, int w, float *out) override {
+        if (!ctx_) fail(HERMES_ERR_INTERNAL, "a single graph has no context graph to run; the caller must skip the context");
+        ctx_->run(image, h, w, out);
+    }
 
     void infer(const float *tiles, int batch, int h, int w, const float *ctx, float *out) override;
 
@@ -437,7 +452,7 @@ private:
     std::map<std::string, Buffer<false>> device_;  // per engine tensor
     std::unique_ptr<nvinfer1::IExecutionContext> trt_;
     std::map<Key, GraphExec> graphs_;
-    std::unique_ptr<ContextModel::Request> ctx_;
+    std::unique_ptr<ContextModel::Request> ctx_;  // null for a single graph
     std::optional<Key> current_;  // the shapes the context is set to
     size_t out_bytes_ = 0;
 };
@@ -519,6 +534,7 @@ void TrtSession::infer(const float *tiles, int batch, int h, int w, const float 
     cuda_ok(cudaMemcpyAsync(device_[s.input_name].get(), host_in_.get(), in_bytes, cudaMemcpyHostToDevice, stream_.s),
             "copy " + what + " to the GPU");
     if (b_.has_context_input_) {
+        if (!ctx) fail(HERMES_ERR_INTERNAL, "a graph pair needs the image's context for every tile and got none");
         const size_t k = static_cast<size_t>(s.context_channels);
         host_ctx_.reserve(static_cast<size_t>(n) * k * sizeof(float));
         float *staged = static_cast<float *>(host_ctx_.get());

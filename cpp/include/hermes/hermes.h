@@ -5,7 +5,9 @@
  * grid, blend weights and per-image context as the Python runtime (hermes_deploy.runtime):
  *
  *   - an ONNX pair, `model.onnx` + `model.context.onnx` (portable target, with the
- *     `hermes.spec` metadata), run on the CPU by the OpenVINO backend;
+ *     `hermes.spec` metadata), run on the CPU by the OpenVINO backend; or a single
+ *     graph (`hermes-export onnx --single-graph`, spec `"single_graph": true`), which
+ *     computes the context inside from each tile, so its tiles route independently;
  *   - a TensorRT engine, `model.engine` + `model.engine.json` (its manifest), run on a
  *     CUDA GPU by the TensorRT backend (built only where TensorRT was found).
  *
@@ -47,7 +49,8 @@ typedef enum hermes_status {
     HERMES_OK = 0,
     HERMES_ERR_INVALID_ARGUMENT = 1, /* NULL handle, bad option value, wrong buffer size */
     HERMES_ERR_IO = 2,               /* a file is missing, unreadable or cannot be written */
-    HERMES_ERR_MODEL = 3,            /* not a HERMES graph, missing context graph, bad spec */
+    HERMES_ERR_MODEL = 3,            /* not a HERMES graph, missing context graph, bad spec,
+                                        a spec of the other form (pair vs single graph) */
     HERMES_ERR_MISMATCH = 4,         /* engine manifest does not fit this TensorRT/GPU/ONNX */
     HERMES_ERR_IMAGE = 5,            /* corrupt, truncated or unsupported image */
     HERMES_ERR_UNSUPPORTED = 6,      /* backend not built in, precision the CPU lacks */
@@ -96,7 +99,7 @@ typedef struct hermes_restore_params {
     int32_t overlap;       /* input pixels; -1 (default) = the model's recommended overlap */
     int32_t batch;         /* tiles per inference call; default 1 */
     int32_t context_size;  /* images with a longer side get their context from a
-                              downscaled copy; default 1024 */
+                              downscaled copy; default 1024; unused by a single graph */
     int64_t max_pixels;    /* file API: refuse bigger images before decoding; 0 = no limit;
                               default 89478485 (Pillow's decompression-bomb limit) */
 } hermes_restore_params;
@@ -132,7 +135,7 @@ typedef struct hermes_stats {
     int32_t tile_width;
     int32_t overlap;
     double compute_seconds; /* inside the backend, tiles only */
-    double context_seconds; /* the per-image context graph */
+    double context_seconds; /* the per-image context graph; 0 for a single graph */
     double wall_seconds;    /* the whole call */
 } hermes_stats;
 
