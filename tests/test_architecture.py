@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engines", ("engines",)),
     ("checks", ("checks",)),
     ("scaleout", ("scaleout",)),
+    ("spandrel", ("spandrel",)),
     ("cli", ("cli",)),
 ]
 # Layers that must never import torch, not even lazily.

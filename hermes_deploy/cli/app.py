@@ -13,6 +13,7 @@ import typer
 from .common import JsonOpt, ModelArg, PrecisionOpt, ScaleOpt, ThreadsOpt, guarded, parse_tile
 from .build_cmd import build
 from .calibrate_cmd import calibrate
+from .convert_cmd import convert
 from .infer_cmd import bench, infer
 from .triton_cmd import serve_triton, triton
 
@@ -204,6 +205,7 @@ def train(preset_name: str = typer.Option("tiny", "--preset", help="Architecture
 app.command("infer")(infer)
 app.command("bench")(bench)
 app.command("calibrate")(calibrate)
+app.command("convert")(convert)
 app.command("build")(build)
 app.command("triton")(triton)
 app.command("serve-triton")(serve_triton)
