@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -42,3 +46,18 @@ def test_convert_errors_are_one_line(tmp_path):
         assert out.returncode == 2 and out.stdout == ""
         assert out.stderr.count("\n") == 1 and expected in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_example_runs_as_written(spandrel, tmp_path):
+    """README's spandrel section: its convert line, then its Python block, in one folder."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## spandrel, chaiNNer and ComfyUI"):]
+    command = re.search(r"^(hermes-export convert [^#\n]+?)\s*#", section, re.M).group(1).split()
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert command[:3] == ["hermes-export", "convert", "default"]
+    out = cli("convert", "default", tmp_path / command[3])  # the folder the block runs in
+    assert out.returncode == 0, out.stderr
+    code += "\nassert y.shape == (1, 3, 192, 256) and 0 <= y.min() and y.max() <= 1, y.shape\n"
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
