@@ -293,3 +293,37 @@ def test_clean_planted_package_passes(tmp_path):
     })
     edges, private, unresolved = import_graph(pkg)
     assert cycles(edges) == [] and private == [] and unresolved == [] and upward_imports(edges) == []
+
+
+def missing_from_architecture(text: str, package: Path, cpp_folders: Iterable[str]) -> list[str]:
+    """Modules of ``package`` not listed in the doc's module index (by their path under the
+    package, in backticks), and ``cpp/`` folders the doc never names (as ``folder/``)."""
+    missing = [f"hermes_deploy/{p.relative_to(package).as_posix()}"
+               for p in sorted(package.rglob("*.py"))
+               if f"`{p.relative_to(package).as_posix()}`" not in text]
+    missing += [f"cpp/{folder}/" for folder in sorted(cpp_folders) if f"{folder}/" not in text]
+    return missing
+
+
+def _tracked_cpp_folders() -> set[str]:
+    """Folders under cpp/ that hold tracked files (build trees are never tracked)."""
+    files = subprocess.run(["git", "ls-files", "cpp"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    return {str(Path(f).parent.relative_to("cpp").as_posix()) for f in files
+            if Path(f).parent != Path("cpp")}
+
+
+def test_architecture_names_every_module_and_cpp_folder():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    missing = missing_from_architecture(text, ROOT / "hermes_deploy", _tracked_cpp_folders())
+    assert not missing, "ARCHITECTURE.md does not name: " + ", ".join(missing)
+
+
+def test_a_module_left_out_of_architecture_is_caught(tmp_path):
+    package = tmp_path / "hermes_deploy"
+    (package / "runtime").mkdir(parents=True)
+    for name in ("__init__.py", "runtime/__init__.py", "runtime/plan.py", "runtime/new.py"):
+        (package / name).write_text("")
+    text = "- `__init__.py`\n- `runtime/__init__.py`\n- `runtime/plan.py`\n`serve/` and `src/`\n"
+    assert missing_from_architecture(text, package, {"serve", "src", "plugins/kernels"}) == [
+        "hermes_deploy/runtime/new.py", "cpp/plugins/kernels/"]
