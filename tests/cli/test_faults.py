@@ -8,6 +8,7 @@ input changed."""
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def test_a_concurrent_live_run_keeps_its_temporaries(default_onnx, tmp_path):
     first = write_images(tmp_path / "one", {"a.png": (48, 64)})
     second = write_images(tmp_path / "two", {"b.png": (40, 56)})
     out, go = tmp_path / "out", tmp_path / "go"
-    cmd = [sys.executable, "-m", "hermes_deploy.cli.app", "infer", str(first["a.png"]), "-o", str(out),
+    cmd = [sys.executable, "-m", "hermes_deploy.cli.launch", "infer", str(first["a.png"]), "-o", str(out),
            "--model", str(default_onnx), "--backend", "onnxruntime", "--no-progress", "--tile", "32"]
     import os
 
@@ -147,7 +148,7 @@ def test_signals_from_outside_at_random_moments(default_onnx, tmp_path):
     inputs = write_images(tmp_path / "in", {f"p{i}.png": (64, 96) for i in range(3)})
     out = tmp_path / "out"
     rng = np.random.default_rng(7)
-    cmd = [sys.executable, "-m", "hermes_deploy.cli.app", "infer", str(tmp_path / "in"), "-o", str(out),
+    cmd = [sys.executable, "-m", "hermes_deploy.cli.launch", "infer", str(tmp_path / "in"), "-o", str(out),
            "--model", str(default_onnx), "--backend", "onnxruntime", "--no-progress", "--tile", "32",
            "--overwrite"]
     # how long the work takes here and now: each signal lands at a random moment in the
@@ -208,3 +209,14 @@ def test_a_report_on_a_full_disk_or_a_folder_is_one_line(default_onnx, inputs, t
     res = _infer(tmp_path / "in", tmp_path / "out2", default_onnx, "--report", tmp_path)
     assert res.returncode == 2 and "is a folder" in one_error_line(res.stderr)
     assert not (tmp_path / "out2").exists()  # refused before any work
+
+
+def test_a_signal_while_the_app_imports_is_one_line(tmp_path):
+    """The handlers are in place before typer and the commands import (cli/launch.py):
+    a Ctrl-C at start-up gets the one line and 130, not Python's traceback."""
+    env = {**os.environ, "HERMES_FAULTS": "imports=SIGINT"}
+    res = subprocess.run([sys.executable, "-m", "hermes_deploy.cli.launch", "info", "tiny"],
+                         capture_output=True, text=True, env=env, timeout=120,
+                         preexec_fn=default_signals)
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.strip() == "hermes-export: interrupted (SIGINT)", res.stderr
