@@ -194,6 +194,18 @@ def temp_file(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     return Path(tmp)
 
 
+def discard_leftovers() -> list[Path]:
+    """Remove every temporary this process made and neither published nor discarded, and
+    drop its locks with them: the last step of a run that is ending (an interrupt can land
+    in the window where a worker thread has made a temporary that no cleanup knows of
+    yet), so that nothing of it stays for :func:`sweep` to find."""
+    with _GUARD:
+        left = list(_LIVE)
+    for tmp in left:
+        discard(tmp)
+    return left
+
+
 def discard(tmp: Path) -> None:
     """Remove a temporary of :func:`temp_file` (no error if it is already gone)."""
     Path(tmp).unlink(missing_ok=True)

@@ -221,13 +221,27 @@ def main() -> None:
     """The ``hermes-export`` entry point: every outcome is an exit status and, on failure,
     one line on stderr - usage errors (exit 2) included; an unexpected error (a bug) says
     how to get its traceback (``HERMES_DEBUG=1``) instead of printing it."""
+    import sys
+
+    from ..atomic import discard_leftovers
+    from .interrupts import install
+
+    install()
+    try:
+        code = _run_app()
+    finally:
+        discard_leftovers()  # a run that ends leaves no temporary behind, however it ends
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run_app():
+    """The app, with every outcome turned into an exit code or one line (see :func:`main`)."""
     import os
     import sys
 
     from .common import EXIT_USER_ERROR
-    from .interrupts import Interrupted, install
+    from .interrupts import Interrupted
 
-    install()
     try:
         code = app(prog_name="hermes-export", standalone_mode=False)
     except typer.Abort:
@@ -253,7 +267,7 @@ def main() -> None:
               f"{' '.join(str(exc).split())[:300]}; rerun with HERMES_DEBUG=1 for the traceback "
               "and report it", file=sys.stderr)
         code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    return code
 
 
 if __name__ == "__main__":
