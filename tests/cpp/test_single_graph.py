@@ -58,14 +58,10 @@ def build(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def single_onnx(tmp_path_factory) -> Path:
-    """The bundled default model as one graph (portable FP32, dynamic shapes)."""
-    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
-
-    path = tmp_path_factory.mktemp("single-onnx") / "single.onnx"
-    result = export_onnx("default", path, ExportOptions(single_graph=True))
-    assert result.context_path is None and not path.with_name("single.context.onnx").exists()
-    return path
+def single_onnx(default_single_onnx) -> Path:
+    """The bundled default model as one graph (conftest's export, shared with the Python tests)."""
+    assert not list(default_single_onnx.parent.glob("*.context.onnx"))
+    return default_single_onnx
 
 
 def _png(path: Path, pixels: np.ndarray) -> Path:
