@@ -27,6 +27,7 @@ EXTRAS = {
     "openvino": "openvino",
     "ray": "ray",  # Ray Data batch inference (hermes-export infer --ray)
     "tritonclient": "triton-server",  # Triton Inference Server: client and model-config protobuf
+    "av": "video",  # PyAV: decoding, encoding and remuxing video
     "pyvips": "",  # core dependencies: "" = no extra, the install itself is incomplete
     "torch": "",
 }

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("calibration", ("calibration",)),
     ("training", ("training",)),
     ("runtime", ("runtime",)),
+    ("video", ("video",)),
     ("export", ("export",)),
     ("engines", ("engines",)),
     ("checks", ("checks",)),
@@ -44,7 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("cli",)),
 ]
 # Layers that must never import torch, not even lazily.
-TORCH_FREE = ("base", "quality", "calibration", "runtime")
+TORCH_FREE = ("base", "quality", "calibration", "runtime", "video")
 
 
 # ----------------------------------------------------------------------------- reading

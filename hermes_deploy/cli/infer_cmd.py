@@ -32,9 +32,9 @@ def _progress_factory(enabled: bool):
         return None
     from tqdm import tqdm
 
-    def make(total: int, name: str):
-        return tqdm(total=total, desc=name[:24], unit="tile", leave=False, dynamic_ncols=True,
-                    disable=None)  # None: off when stderr is not a terminal
+    def make(total: int, name: str, unit: str = "tile"):
+        return tqdm(total=total or None, desc=name[:24], unit=unit, leave=False,
+                    dynamic_ncols=True, disable=None)  # None: off when stderr is not a terminal
 
     return make
 
@@ -81,8 +81,21 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
                                   "(pip install 'hermes-deploy[ray]')."),
           actors: int = typer.Option(2, "--actors", help="With --ray: runners at once (one "
                                      "loaded model each)."),
+          codec: str = typer.Option("auto", "--codec", help="Videos: encoder (libx264, libx265, "
+                                    "libsvtav1, libvpx-vp9, ffv1 lossless, prores_ks); auto: "
+                                    "libx264, libvpx-vp9 for WebM."),
+          crf: int = typer.Option(None, "--crf", help="Videos: quality (CRF; default 18 for "
+                                  "x264, 20 x265, 28 AV1 and VP9)."),
+          preset: str = typer.Option(None, "--preset", help="Videos: encoder preset (x264/x265 "
+                                     "default medium, SVT-AV1 8)."),
+          pix_fmt: str = typer.Option("auto", "--pix-fmt", help="Videos: output pixel format, "
+                                      "e.g. yuv420p10le; auto: the source's (10-bit stays "
+                                      "10-bit)."),
+          context: str = typer.Option("per-shot", "--context", help="Videos: per-shot (one "
+                                      "routing per shot, computed on its first frame) or "
+                                      "per-frame."),
           json_out: bool = JsonOpt) -> None:
-    """Restore / upscale images with tiled inference (any size, one or thousands)."""
+    """Restore / upscale images and videos with tiled inference (any size, one or thousands)."""
     with guarded():
         from ..engines.select import open_runner
         from ..errors import InputError, OutputError
@@ -96,6 +109,12 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
         output_suffix(fmt, ".png")  # an unknown --format fails here, not per file
         if max_pixels is not None and max_pixels < 1:
             raise InputError(f"--max-pixels must be 1 or more, got {max_pixels}")
+        from ..video import CONTEXT_MODES, EncodeOptions, VideoInputs, VideoOptions
+
+        if context not in CONTEXT_MODES:
+            raise InputError(f"--context {context}: choose {' or '.join(CONTEXT_MODES)}")
+        videos = VideoInputs(VideoOptions(context=context, encode=EncodeOptions(
+            codec=codec, quality=crf, preset=preset, pix_fmt=pix_fmt)))
         report_path = report or output / "hermes-report.json"
         previous_report = check_report_path(report_path)  # this run's figures join it
         items = list(inputs or [])
@@ -123,7 +142,7 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
                             if s.single_graph else ""))
                 result = run_batch(runner, items, output, options, fmt=fmt, overwrite=overwrite,
                                    max_pixels=max_pixels, say=echo_err,
-                                   progress_factory=_progress_factory(progress))
+                                   progress_factory=_progress_factory(progress), media=videos)
         data = result.to_dict()
         faults.point("report")
         try:

@@ -21,12 +21,13 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..atomic import discard, sweep, temp_file, write_text
 from ..errors import HermesError, InputError
 from ..formats import STREAMING_SUFFIXES as INPUT_SUFFIXES
 from .images import OutputError, output_suffix
-from .pipeline import restore_file
+from .pipeline import FileResult, restore_file
 from .plan import TileOptions, check_options
 
 
@@ -40,6 +41,7 @@ class ItemResult:
     megapixels: float = 0.0  # input megapixels
     tiles: int = 0
     compute_seconds: float = 0.0
+    frames: int = 0  # a video's frames
 
 
 @dataclass
@@ -72,7 +74,18 @@ class Collected:
     ignored: list[tuple[Path, str]]
 
 
-def collect(inputs: list[str]) -> Collected:
+class OtherMedia(Protocol):
+    """Inputs that are not images (video), handled by a layer above this one and given to
+    :func:`run_batch` by its caller."""
+    suffixes: tuple[str, ...]
+
+    def output_for(self, source: Path, outdir: Path) -> Path: ...
+
+    def restore(self, runner, source: Path, output: Path, options: TileOptions,
+                max_pixels: int | None, progress_factory, say) -> FileResult: ...
+
+
+def collect(inputs: list[str], extra_suffixes: tuple[str, ...] = ()) -> Collected:
     """Expand files, folders (their images, sorted) and glob patterns, keeping order.
 
     Files inside a folder or matched by a glob that the runtime cannot read, and
@@ -90,12 +103,12 @@ def collect(inputs: list[str]) -> Collected:
                                    "(pass it, or a glob such as 'dir/**/*.png')"))
             elif not p.is_file():
                 ignored.append((p, "not a regular file"))
-            elif p.suffix.lower() in INPUT_SUFFIXES:
+            elif p.suffix.lower() in INPUT_SUFFIXES + extra_suffixes:
                 found.append(p)
             else:
-                ignored.append((p, f"not an image the runtime reads "
+                ignored.append((p, f"not an input the runtime reads "
                                    f"({p.suffix.lower() or 'no suffix'}; it reads "
-                                   f"{', '.join(INPUT_SUFFIXES)})"))
+                                   f"{', '.join(INPUT_SUFFIXES + extra_suffixes)})"))
 
     for item in inputs:
         path = Path(item)
@@ -162,11 +175,13 @@ def output_for(source: Path, outdir: Path, fmt: str) -> Path:
 
 def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
               options: TileOptions = TileOptions(), fmt: str = "auto", overwrite: bool = False,
-              max_pixels: int | None = None, say=None, progress_factory=None) -> BatchReport:
-    """Restore every input into ``outdir``; see module doc."""
+              max_pixels: int | None = None, say=None, progress_factory=None,
+              media: OtherMedia | None = None) -> BatchReport:
+    """Restore every input into ``outdir``; see module doc. ``media`` takes the inputs
+    of its suffixes (videos) instead of the image path."""
     say = say or (lambda msg: None)
     outdir = Path(outdir)
-    collected = collect(inputs)
+    collected = collect(inputs, media.suffixes if media is not None else ())
     sources = collected.sources
     if not sources:
         raise no_inputs_error(collected)
@@ -185,7 +200,8 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
     start = time.perf_counter()
     claimed: dict[Path, Path] = {}
     for source in sources:
-        out = output_for(source, outdir, fmt)
+        other = media if media is not None and source.suffix.lower() in media.suffixes else None
+        out = other.output_for(source, outdir) if other else output_for(source, outdir, fmt)
         item = ItemResult(source=str(source), output=str(out), status="done")
         report.items.append(item)
         replaced = inputs_ids.get(file_id(out)) if out.exists() else None
@@ -208,8 +224,12 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
             continue
         t0 = time.perf_counter()
         try:
-            result = restore_file(runner, source, out, options, max_pixels, progress_factory,
-                                  say=say)
+            if other is not None:
+                result = other.restore(runner, source, out, options, max_pixels,
+                                       progress_factory, say)
+            else:
+                result = restore_file(runner, source, out, options, max_pixels,
+                                      progress_factory, say=say)
         except HermesError as exc:
             item.status, item.message = "failed", _named(source, str(exc))
             say(f"failed  {item.message}")
@@ -223,9 +243,12 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
         item.megapixels = result.size[0] * result.size[1] / 1e6
         item.tiles = result.stats.tiles
         item.compute_seconds = result.stats.compute_seconds
+        item.frames = result.frames
         say(f"done    {source.name} -> {out.name}  {result.size[0]}x{result.size[1]} -> "
-            f"{result.out_size[0]}x{result.out_size[1]}, {result.stats.tiles} tiles "
-            f"{result.stats.grid[0]}x{result.stats.grid[1]}, {item.seconds:.1f}s")
+            f"{result.out_size[0]}x{result.out_size[1]}, "
+            + (f"{result.note}, " if result.note else
+               f"{result.stats.tiles} tiles {result.stats.grid[0]}x{result.stats.grid[1]}, ")
+            + f"{item.seconds:.1f}s")
     report.wall_seconds = time.perf_counter() - start
     return report
 

@@ -269,6 +269,8 @@ class FileResult:
     stats: RunStats
     size: tuple[int, int]  # input width, height
     out_size: tuple[int, int]
+    frames: int = 0  # a video's frames (0 for an image)
+    note: str = ""  # what the run line says beyond sizes and tiles
 
 
 OOM_MARKERS = ("out of memory", "failed to allocate", "cuda_error_out_of_memory",
