@@ -80,10 +80,11 @@ class Colour:
 
 def guess_colour(width: int, height: int, matrix: int, range_code: int, primaries: int,
                  transfer: int, full_range_format: bool = False,
-                 chroma_location: int = 0) -> Colour:
+                 chroma_location: int = 0, codec: str = "") -> Colour:
     """A stream's colour from its tags, untagged ones guessed by resolution as players do
     (mpv, VLC): HD and larger is BT.709; SD is BT.601 (625 lines: BT.470BG primaries,
-    else SMPTE 170M); YUV is limited range unless the pixel format is a JPEG one."""
+    else SMPTE 170M); YUV is limited range unless the pixel format is a JPEG one. Chroma
+    is sited left (MPEG-2, H.264, HEVC, VP9, AV1) except in (Motion) JPEG: center."""
     guessed = []
     hd = width >= 1280 or height > 576
     sd_625 = height in (576, 288)
@@ -104,7 +105,7 @@ def guess_colour(width: int, height: int, matrix: int, range_code: int, primarie
         transfer = 1 if matrix != BT2020_NCL else 14
         guessed.append("transfer")
     siting = SITINGS[CHROMA_LOCATIONS.get(chroma_location,
-                                         "center" if full_range_format else "left")]
+                                         "center" if codec == "mjpeg" else "left")]
     return Colour(matrix, range_code == RANGE_FULL, primaries, transfer, siting, tuple(guessed))
 
 

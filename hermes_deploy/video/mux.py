@@ -89,6 +89,8 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
     video.codec_context.time_base = info.time_base
     tag(video.codec_context, encoder.colour)
     video.metadata.update(_video_metadata(src_video.metadata))
+    if info.rotation:
+        video.set_display_rotation(info.rotation)
     copies = {}
     for stream in inp.streams:
         if stream.index == info.index:

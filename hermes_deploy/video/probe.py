@@ -90,7 +90,8 @@ def probe(path) -> VideoInfo:
         colour = guess_colour(first.width, first.height, first.colorspace or ctx.colorspace,
                               first.color_range or ctx.color_range,
                               first.color_primaries or ctx.color_primaries,
-                              first.color_trc or ctx.color_trc, is_full_range_format(pix_fmt))
+                              first.color_trc or ctx.color_trc, is_full_range_format(pix_fmt),
+                              codec=ctx.name)
         frames = stream.frames or None
         duration = (float(stream.duration * stream.time_base) if stream.duration
                     else (container.duration / 1e6 if container.duration else None))
