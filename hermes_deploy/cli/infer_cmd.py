@@ -94,6 +94,9 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
           context: str = typer.Option("per-shot", "--context", help="Videos: per-shot (one "
                                       "routing per shot, computed on its first frame) or "
                                       "per-frame."),
+          segment_frames: int = typer.Option(48, "--segment-frames", help="Videos: frames per "
+                                             "resumable segment at most (the work a killed run "
+                                             "can lose); shot changes also start one."),
           json_out: bool = JsonOpt) -> None:
     """Restore / upscale images and videos with tiled inference (any size, one or thousands)."""
     with guarded():
@@ -113,7 +116,11 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
 
         if context not in CONTEXT_MODES:
             raise InputError(f"--context {context}: choose {' or '.join(CONTEXT_MODES)}")
-        videos = VideoInputs(VideoOptions(context=context, encode=EncodeOptions(
+        if segment_frames < 1:
+            raise InputError(f"--segment-frames must be 1 or more, got {segment_frames}")
+        videos = VideoInputs(VideoOptions(context=context, segment_frames=segment_frames,
+                                          min_segment_frames=min(8, segment_frames),
+                                          encode=EncodeOptions(
             codec=codec, quality=crf, preset=preset, pix_fmt=pix_fmt)))
         report_path = report or output / "hermes-report.json"
         previous_report = check_report_path(report_path)  # this run's figures join it

@@ -94,12 +94,22 @@ def probe(path) -> VideoInfo:
                               codec=ctx.name)
         frames = stream.frames or None
         duration = (float(stream.duration * stream.time_base) if stream.duration
-                    else (container.duration / 1e6 if container.duration else None))
+                    else _tagged_duration(stream.metadata.get("DURATION")))
         return VideoInfo(name=name, width=first.width, height=first.height, pix_fmt=pix_fmt,
                          codec=ctx.name, time_base=Fraction(stream.time_base),
                          rate=Fraction(stream.average_rate) if stream.average_rate else None,
                          frames=frames, duration=duration, colour=colour,
                          rotation=int(first.rotation or 0), index=stream.index)
+
+
+def _tagged_duration(text: str | None) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), which FFmpeg's and
+    mkvmerge's muxers write per stream; None when absent or unreadable."""
+    try:
+        h, m, sec = (text or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _first_frame(container, stream, name: str):

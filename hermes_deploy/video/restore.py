@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import faults
-from ..atomic import discard, publish, temp_file
+from ..atomic import discard, publish, temp_file, write_error
 from ..errors import HermesError, InputError
 from ..runtime.pipeline import FileResult, RunStats, image_context, restore_array
 from ..runtime.plan import TileOptions, check_options
@@ -136,6 +136,8 @@ def decode_frames(source: Path, info: VideoInfo, detect: bool):
 
     detector = ShotDetector()
     last_pts = None
+    first_pts = end_pts = None
+    longest = 0
     with open_input(source) as container:
         stream = video_stream(container, info.name)
         stream.thread_type = "AUTO"
@@ -156,6 +158,9 @@ def decode_frames(source: Path, info: VideoInfo, detect: bool):
                     if pts is None:
                         raise InputError(f"{info.name}: frame {index} has no timestamp; remux "
                                          "the video (ffmpeg -i in -c copy out.mkv)")
+                    first_pts = pts if first_pts is None else first_pts
+                    end_pts = pts + int(frame.duration or 0)
+                    longest = max(longest, int(frame.duration or 0))
                     rgb = frame_to_rgb(frame, info.colour)
                     cut = detector.cut(rgb) if detect else True
                     yield index, pts, int(frame.duration or 0), rgb, cut
@@ -169,6 +174,11 @@ def decode_frames(source: Path, info: VideoInfo, detect: bool):
                          f"{info.frames}; the file is truncated or corrupt")
     if index == 0:
         raise InputError(f"{info.name}: the video stream holds no frames")
+    if info.duration and longest:
+        decoded = float((end_pts - first_pts) * info.time_base)
+        if decoded < info.duration - max(2 * float(longest * info.time_base), 0.1):
+            raise InputError(f"{info.name}: the video stream ends at {decoded:.3f}s of the "
+                             f"{info.duration:.3f}s its header says; the file is truncated or corrupt")
 
 
 class _SegmentWriter:
@@ -265,8 +275,20 @@ def restore_video(runner, source: str | Path, output: str | Path,
     if bar is not None and done:
         bar.update(done)
     try:
-        _restore_frames(runner, source, info, options, video, encoder, work, vstats,
-                        bar.update if bar is not None else None)
+        try:
+            _restore_frames(runner, source, info, options, video, encoder, work, vstats,
+                            bar.update if bar is not None else None)
+        except InputError:  # the source is at fault: nothing of it is worth resuming
+            work.remove()
+            raise
+        except HermesError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError) or type(exc).__module__.startswith("av"):
+                err = exc if isinstance(exc, OSError) else OSError(
+                    getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc))
+                raise write_error(output, err, "the work segments of") from None
+            raise
         faults.point("video-join")
         t0 = time.perf_counter()
         frames = join(source, output, info, encoder, s, work.path, work.state.segments, say)
