@@ -209,3 +209,27 @@ def test_one_context_per_shot(routing_onnx, tmp_path):
     assert not np.allclose(per_shot[0], per_shot[6], atol=1e-4)
     assert not all(np.array_equal(c, per_frame[0]) for c in per_frame[:6])  # a pan moves it
     assert np.array_equal(per_shot[0], per_frame[0]) and np.array_equal(per_shot[6], per_frame[6])
+
+
+@pytest.mark.parametrize("content", ["static", "pan"])
+def test_per_shot_context_is_no_less_steady_than_per_frame(routing_onnx, tmp_path, content):
+    """The motion-compensated temporal error (:func:`hermes_deploy.video.shots.temporal_error`)
+    with one context per shot is no worse than with a context per frame (this random
+    model is far from shift-equivariant, so most of its error is not the context's);
+    ``benchmarks/bench_video.py temporal`` measures it on a model that routes."""
+    from hermes_deploy.video.shots import temporal_error
+
+    clip = make_clip(tmp_path / "in.mkv", width=96, height=64, frames=6, content=content,
+                     pix_fmt="yuv444p", lossless=True)
+    inputs = [frame_to_rgb(f, colour_of(f)) for f in decoded(clip.path)]
+    errors = {}
+    with ort(routing_onnx) as runner:
+        for mode in ("per-shot", "per-frame"):
+            out = tmp_path / f"{mode}.mkv"
+            restore_video(runner, clip.path, out, TileOptions(tile=(64, 96)),
+                          VideoOptions(context=mode, encode=LOSSLESS_444))
+            outs = [frame_to_rgb(f, colour_of(f)) for f in decoded(out)]
+            errors[mode] = temporal_error(outs, inputs, 2)
+    print(f"{content}: temporal error per-shot {errors['per-shot']:.6f}, "
+          f"per-frame {errors['per-frame']:.6f}")
+    assert errors["per-shot"] <= errors["per-frame"] + 1e-7
