@@ -271,7 +271,9 @@ def restore_video(runner, source: str | Path, output: str | Path,
     work = WorkFolder(output, key).open(say)
     done = work.state.done
     vstats = VideoStats(resumed=done)
-    bar = progress_factory(info.frames or 0, info.name, "frame") if progress_factory else None
+    expected = info.frames or (round(info.duration * info.rate) if info.duration and info.rate
+                               else 0)  # MKV has no frame count: from duration x rate
+    bar = progress_factory(expected, info.name, "frame") if progress_factory else None
     if bar is not None and done:
         bar.update(done)
     try:
