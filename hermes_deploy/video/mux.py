@@ -41,6 +41,15 @@ def _video_metadata(metadata: dict) -> dict:
             if not any(k.upper().startswith(p.upper()) for p in _STATISTICS)}
 
 
+def _stream_metadata(metadata: dict) -> dict:
+    """A stream's metadata to write: MP4/MOV read a track's title back as ``name`` but
+    write it from ``title``."""
+    out = dict(metadata)
+    if "name" in out and "title" not in out:
+        out["title"] = out["name"]
+    return out
+
+
 def _time(packet, last: list) -> Fraction:
     ts = packet.dts if packet.dts is not None else packet.pts
     if ts is None or packet.time_base is None:
@@ -88,12 +97,20 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
     video.time_base = info.time_base
     video.codec_context.time_base = info.time_base
     tag(video.codec_context, encoder.colour)
-    video.metadata.update(_video_metadata(src_video.metadata))
+    video.metadata.update(_stream_metadata(_video_metadata(src_video.metadata)))
+    video.disposition = src_video.disposition
     if info.rotation:
         video.set_display_rotation(info.rotation)
     copies = {}
+    chapters = inp.chapters()
     for stream in inp.streams:
         if stream.index == info.index:
+            continue
+        if stream.type == "data" and stream.codec_context is None:
+            # no codec to copy: in MP4/MOV this is the chapter text track, which the
+            # muxer writes anew from the chapters
+            if not chapters:
+                say(f"{info.name}: data stream {stream.index} has no codec; left out")
             continue
         if stream.type == "attachment":
             _copy_attachment(out, stream, say)
@@ -105,9 +122,9 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
                 f"{getattr(stream.codec_context, 'name', '?')}) cannot go into "
                 f"{out.format.name}; left out ({exc})")
             continue
-        copied.metadata.update(stream.metadata)
+        copied.metadata.update(_stream_metadata(stream.metadata))
+        copied.disposition = stream.disposition
         copies[stream.index] = copied
-    chapters = inp.chapters()
     if chapters:
         out.set_chapters(chapters)
 

@@ -174,18 +174,22 @@ def test_timestamps_and_every_other_stream_are_kept(default_onnx, tmp_path):
         assert y.duration == x.duration
 
 
-def test_mp4_keeps_rotation_aac_and_mov_text(default_onnx, tmp_path):
-    clip = make_clip(tmp_path / "in.mp4", frames=6, vfr=True, audio_tracks=1, subtitle_tracks=1,
-                     rotation=90)
+def test_mp4_keeps_rotation_aac_mov_text_and_chapters(default_onnx, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, vfr=True, audio_tracks=2, subtitle_tracks=2,
+                     rotation=90, chapters=2)
     out = tmp_path / "out.mp4"
     with ort(default_onnx) as runner:
         restore_video(runner, clip.path, out)
     a, b = read_streams(clip.path), read_streams(out)
     assert b["video"]["rotation"] == a["video"]["rotation"] == 90
     assert b["video"]["pts"] == a["video"]["pts"]
-    for i, s in a["streams"].items():
+    assert b["chapters"] == a["chapters"] and len(a["chapters"]) == 2
+    for i, s in a["streams"].items():  # the chapter track (data) is rewritten, not copied
+        t = b["streams"][i]
+        assert (t["type"], t["codec"], t["language"], t["title"]) == (
+            s["type"], s["codec"], s["language"], s["title"])
         if "packets" in s:
-            assert b["streams"][i]["packets"] == s["packets"], f"stream {i} ({s['type']})"
+            assert t["packets"] == s["packets"], f"stream {i} ({s['type']})"
 
 
 # ----------------------------------------------------------------------------- shots
