@@ -2,7 +2,7 @@
 time against the backend's compute, memory against a clip's length, shot detection,
 and temporal steadiness per shot vs per frame.
 
-    python benchmarks/bench_video.py throughput [--frames 12] [--size 360x640]
+    python benchmarks/bench_video.py throughput [--frames 12] [--size 360x640] [--no-int8]
     python benchmarks/bench_video.py memory [--minutes 1 4] [--size 48x64]
     python benchmarks/bench_video.py shots
     python benchmarks/bench_video.py temporal [--router-gain 100]
@@ -92,16 +92,25 @@ def throughput(args) -> dict:
     from hermes_deploy.runtime.plan import TileOptions
     from hermes_deploy.video import VideoOptions, restore_video
 
+    from hermes_deploy.cpu import has_precision
+
     h, w = _size(args.size)
-    configs = [("onnxruntime", "f32"), ("openvino", "f32")]
-    flags = cpu_flags()
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
-        configs.append(("openvino", "bf16"))
+    configs = [("onnxruntime", "f32", "default"), ("openvino", "f32", "default")]
+    if has_precision("bf16", cpu_flags()):
+        configs.append(("openvino", "bf16", "default"))
+    if not args.no_int8:  # the INT8 Q/DQ graph bench --compare keeps (calibrated once)
+        from hermes_deploy.checks.cpu_bench import kept_int8
+        from hermes_deploy.engines.select import cached_onnx
+
+        int8 = str(kept_int8(cached_onnx("default")))
+        configs.append(("onnxruntime", "int8", int8))
+        if has_precision("int8", cpu_flags()):
+            configs.append(("openvino", "int8", int8))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "clip.mkv", h, w, args.frames)
-        for backend, precision in configs:
-            runner, _ = open_runner("default", backend, threads=THREADS, precision=precision)
+        for backend, precision, model in configs:
+            runner, _ = open_runner(model, backend, threads=THREADS, precision=precision)
             with runner:
                 out = Path(tmp) / f"{backend}-{precision}.mkv"
                 restore_video(runner, clip, out, TileOptions(tile=(args.tile, args.tile)))  # warm-up
@@ -240,6 +249,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--size", default="360x640")
     p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--no-int8", action="store_true", help="no int8 rows (they calibrate the "
+                   "INT8 graph once, about a minute, if the cache has none)")
     p = sub.add_parser("memory")
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 4])
     p.add_argument("--size", default="48x64")
@@ -250,7 +261,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     backend = {"throughput": "onnxruntime+openvino", "memory": "openvino"}.get(args.what, "onnxruntime")
-    fields = header(backend, "f32" if args.what != "throughput" else "f32+bf16", THREADS,
+    fields = header(backend, "f32" if args.what != "throughput" else "f32, bf16, int8", THREADS,
                     what=args.what)
     if not args.json:
         print_header(fields)
