@@ -4,6 +4,7 @@ name."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import av
@@ -133,6 +134,8 @@ def test_odd_sizes_are_restored_whole(default_onnx, tmp_path):
     with av.open(str(tmp_path / "out" / "odd.mkv")) as c:
         frames = list(c.decode(video=0))
     assert len(frames) == 3 and (frames[0].width, frames[0].height) == (126, 94)
+    item = json.loads((tmp_path / "out" / "hermes-report.json").read_text())["items"][0]
+    assert item["frames"] == 3 and abs(item["megapixels"] - 3 * 63 * 47 / 1e6) < 1e-9
 
 
 def test_an_output_that_is_the_input_is_refused(default_onnx, tmp_path):
@@ -159,3 +162,21 @@ def test_bad_encoder_settings_fail_before_any_work(default_onnx, tmp_path):
     _fails(infer(clip.path, tmp_path / "o2", default_onnx, "--codec", "ffv1", "--pix-fmt", "rgb24"),
            "not planar YUV")
     _fails(infer(clip.path, tmp_path / "o3", default_onnx, "--context", "per-scene"), "per-shot")
+
+
+def test_a_pixel_format_it_cannot_read_is_refused(default_onnx, tmp_path):
+    path = tmp_path / "alpha.mkv"
+    with av.open(str(path), "w") as o:
+        s = o.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuva420p"
+        for i in range(2):
+            f = av.VideoFrame(64, 48, "yuva420p")
+            for plane in f.planes:
+                np.frombuffer(plane, np.uint8)[:] = 128
+            f.pts = i
+            for p in s.encode(f):
+                o.mux(p)
+        for p in s.encode():
+            o.mux(p)
+    _fails(infer(path, tmp_path / "out", default_onnx), "yuva420p", "not supported")
+    assert not (tmp_path / "out" / "alpha.mkv").exists()
