@@ -26,13 +26,13 @@ from .. import faults
 from ..errors import InputError
 from ..tile_grid import round_up
 from .images import to_float_rgb
+from .workers import END, Worker, get, join_all, put
 from .stitch import SampleFormat, stitched
 from .plan import DEFAULT_TILE, TileOptions, TilePlan, make_plan, pad_to
 
 __all__ = ["DEFAULT_TILE", "FileResult", "RunStats", "TileOptions", "fill", "restore_array", "restore_file",
            "run_tiled"]
 
-_END = object()
 READ_ROWS = 32  # input rows asked of read_rows at a time
 
 
@@ -95,57 +95,6 @@ def _batches(plan: TilePlan, read_rows: Callable[[int, int], np.ndarray], batch:
         yield pending_idx, np.ascontiguousarray(np.stack(pending))
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    while True:
-        try:
-            return q.get(timeout=0.05)
-        except queue.Empty:
-            if stop.is_set():
-                return _END
-
-
-class _Worker(threading.Thread):
-    """A daemon thread that says when it has finished, in a way an interrupt cannot
-    corrupt: on Python 3.11 a ``join()`` cut short by a signal can mark a thread that is
-    still running as stopped, so ``is_alive()`` cannot be trusted after an interrupt."""
-
-    def __init__(self, target, name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._work = target
-        self.finished = threading.Event()
-
-    def run(self) -> None:
-        try:
-            self._work()
-        finally:
-            self.finished.set()
-
-
-def _join(workers: list[_Worker], stop: threading.Event) -> None:
-    """Wait for every worker even if an interrupt lands meanwhile (then re-raise it): a
-    writer cut off at interpreter exit would leave its temporaries behind."""
-    pending: BaseException | None = None
-    for w in workers:
-        while not w.finished.is_set():
-            try:
-                w.finished.wait()
-            except BaseException as exc:
-                stop.set()
-                pending = pending or exc
-    if pending is not None:
-        raise pending
-
-
 def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray],
               context: np.ndarray, consume: Callable[[Iterator[np.ndarray]], None],
               batch: int = 1, progress=None, samples: SampleFormat | None = None) -> RunStats:
@@ -168,18 +117,18 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
     def reader() -> None:
         try:
             for item in _batches(plan, read_rows, batch, spec.batch):
-                if not _put(q_in, item, stop):
+                if not put(q_in, item, stop):
                     return
         except BaseException as exc:  # handed to the calling thread
             errors.append(exc)
             stop.set()
         finally:
-            _put(q_in, _END, stop)
+            put(q_in, END, stop)
 
     def outputs() -> Iterator:
         while True:
-            item = _get(q_out, stop)
-            if item is _END:
+            item = get(q_out, stop)
+            if item is END:
                 return
             yield item
 
@@ -192,8 +141,8 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
             stop.set()
 
     start = time.perf_counter()
-    threads = [_Worker(reader, "hermes-reader"), _Worker(writer, "hermes-writer")]
-    started: list[_Worker] = []
+    threads = [Worker(reader, "hermes-reader"), Worker(writer, "hermes-writer")]
+    started: list[Worker] = []
     ctx = np.ascontiguousarray(context[:1], np.float32)
     try:
         # started inside the try: an interrupt between two starts still joins the first,
@@ -202,8 +151,8 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
             t.start()
             started.append(t)
         while not stop.is_set():
-            item = _get(q_in, stop)
-            if item is _END:
+            item = get(q_in, stop)
+            if item is END:
                 break
             indices, tiles = item
             t0 = time.perf_counter()
@@ -212,14 +161,14 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
             faults.point("tiles")
             if progress is not None:
                 progress(len(indices))
-            if not _put(q_out, (indices, out[: len(indices)]), stop):
+            if not put(q_out, (indices, out[: len(indices)]), stop):
                 break
     except BaseException:
         stop.set()
         raise
     finally:
-        _put(q_out, _END, stop)
-        _join(started, stop)
+        put(q_out, END, stop)
+        join_all(started, stop)
     if errors:
         raise errors[0]
     stats.wall_seconds = time.perf_counter() - start

@@ -34,15 +34,15 @@ from ..atomic import discard, publish, temp_file, write_error
 from ..errors import HermesError, InputError
 from ..runtime.pipeline import FileResult, RunStats, image_context, restore_array
 from ..runtime.plan import TileOptions, check_options
-from .encode import EncodeOptions, Encoder, output_suffix, resolve
+from ..runtime.workers import END, Worker, get, join_all, put
+from .encode import EncodeOptions, Encoder, resolve
 from .frames import frame_to_rgb, rgb_to_frame
 from .mux import join
-from .probe import VideoInfo, is_video, open_input, probe, video_stream
+from .probe import VideoInfo, open_input, probe, video_stream
 from .segments import Segment, WorkFolder, run_key
 from .shots import ShotDetector
 
 CONTEXT_MODES = ("per-shot", "per-frame")
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -72,57 +72,6 @@ class VideoStats:
     shots: int = 0
     stats: RunStats = field(default_factory=RunStats)
     encode_seconds: float = 0.0
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    while True:
-        try:
-            return q.get(timeout=0.05)
-        except queue.Empty:
-            if stop.is_set():
-                return _END
-
-
-class _Worker(threading.Thread):
-    """A daemon thread that says when it has finished (on Python 3.11 a ``join()`` cut
-    short by a signal can mark a running thread as stopped, so ``is_alive()`` cannot be
-    trusted after an interrupt)."""
-
-    def __init__(self, target, name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._work = target
-        self.finished = threading.Event()
-
-    def run(self) -> None:
-        try:
-            self._work()
-        finally:
-            self.finished.set()
-
-
-def _join(workers: list[_Worker], stop: threading.Event) -> None:
-    """Wait for every worker even if an interrupt lands meanwhile, then re-raise it: the
-    encoder must discard its unfinished segment before the process ends."""
-    pending: BaseException | None = None
-    for w in workers:
-        while not w.finished.is_set():
-            try:
-                w.finished.wait()
-            except BaseException as exc:
-                stop.set()
-                pending = pending or exc
-    if pending is not None:
-        raise pending
 
 
 def _time_of(info: VideoInfo, pts: int | None) -> str:
@@ -338,20 +287,20 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
                 new = (index == done or seg_len >= video.segment_frames
                        or (cut and seg_len >= video.min_segment_frames))
                 seg_len = 1 if new else seg_len + 1
-                if not _put(q_in, _Frame(index, pts, duration, rgb, shot, new), stop):
+                if not put(q_in, _Frame(index, pts, duration, rgb, shot, new), stop):
                     return
         except BaseException as exc:  # handed to the calling thread
             errors.append(exc)
             stop.set()
         finally:
-            _put(q_in, _END, stop)
+            put(q_in, END, stop)
 
     def writer() -> None:
         current: _SegmentWriter | None = None
         try:
             while True:
-                item = _get(q_out, stop)
-                if item is _END:
+                item = get(q_out, stop)
+                if item is END:
                     break
                 if item.new_segment:
                     if current is not None:
@@ -369,8 +318,8 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
             if current is not None:
                 current.abandon()
 
-    threads = [_Worker(decoder, "hermes-video-decode"), _Worker(writer, "hermes-video-encode")]
-    started: list[_Worker] = []
+    threads = [Worker(decoder, "hermes-video-decode"), Worker(writer, "hermes-video-encode")]
+    started: list[Worker] = []
     contexts = {k: np.asarray(v, np.float32)[None] for k, v in work.state.shots.items()}
     stats = vstats.stats
     try:
@@ -378,8 +327,8 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
             t.start()
             started.append(t)
         while not stop.is_set():
-            item = _get(q_in, stop)
-            if item is _END:
+            item = get(q_in, stop)
+            if item is END:
                 break
             try:
                 t0 = time.perf_counter()
@@ -400,7 +349,7 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
             stats.tiles += run.tiles
             stats.compute_seconds += run.compute_seconds
             stats.grid, stats.tile, stats.overlap = run.grid, run.tile, run.overlap
-            if not _put(q_out, item, stop):
+            if not put(q_out, item, stop):
                 break
             if progress is not None:
                 progress(1)
@@ -408,11 +357,10 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
         stop.set()
         raise
     finally:
-        _put(q_out, _END, stop)
-        _join(started, stop)
+        put(q_out, END, stop)
+        join_all(started, stop)
     if errors:
         raise errors[0]
 
 
-__all__ = ["CONTEXT_MODES", "VideoOptions", "decode_frames", "is_video", "output_suffix",
-           "restore_video"]
+__all__ = ["CONTEXT_MODES", "VideoOptions", "decode_frames", "restore_video"]

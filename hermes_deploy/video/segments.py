@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,9 +122,3 @@ class WorkFolder:
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-
-def file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0

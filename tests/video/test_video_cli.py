@@ -41,8 +41,10 @@ def uninterrupted(two_shots, routing_onnx, tmp_path_factory):
     return planes(out / "clip.mkv")
 
 
-@pytest.mark.parametrize("point", ["video-frame#3", "video-segment#2", "video-frame#11",
-                                   "video-segment#4", "video-join"])
+@pytest.mark.parametrize("point", [
+    pytest.param("video-frame#3", marks=pytest.mark.slow), "video-segment#2",
+    pytest.param("video-frame#11", marks=pytest.mark.slow),
+    pytest.param("video-segment#4", marks=pytest.mark.slow), "video-join"])
 def test_a_killed_run_resumes_to_the_same_frames(two_shots, routing_onnx, uninterrupted,
                                                   tmp_path, point):
     out = tmp_path / "out"
