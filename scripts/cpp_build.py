@@ -7,7 +7,7 @@ Run from the repository root::
 
 It finds OpenVINO's C++ SDK inside the ``openvino`` wheel (``openvino/cmake``), so the
 only other requirements are the Debian packages ``scripts/install-cpp-deps.sh`` installs
-(cmake, libvips-dev, nlohmann-json3-dev, libgtest-dev, libcpp-httplib-dev, pkg-config). A missing one is a
+(cmake, libvips-dev, nlohmann-json3-dev, libgtest-dev, libcpp-httplib-dev, libssl-dev, pkg-config). A missing one is a
 one-line error naming that script. The tests in ``tests/cpp/`` and
 ``benchmarks/bench_cpp.py`` build through :func:`build`.
 """

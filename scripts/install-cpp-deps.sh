@@ -2,7 +2,7 @@
 # Debian/Ubuntu packages the C++ library (cpp/) builds and tests with. Uses sudo when
 # not run as root. OpenVINO's C++ SDK comes from the `openvino` wheel instead (pip).
 set -euo pipefail
-packages=(cmake g++ make pkg-config libvips-dev nlohmann-json3-dev libgtest-dev libcpp-httplib-dev)
+packages=(cmake g++ make pkg-config libvips-dev nlohmann-json3-dev libgtest-dev libcpp-httplib-dev libssl-dev)
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
 missing=()
 for p in "${packages[@]}"; do

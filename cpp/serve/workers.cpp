@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <utility>
 
 namespace serve {
 
@@ -72,28 +74,30 @@ void WorkerPool::run(size_t index) {
         hermes_restore_params p = params_;
         p.tile_height = job->tile_h;
         p.tile_width = job->tile_w;
-        hermes_status st = hermes_session_set_params(session.get(), &p);
-        void *out = nullptr;
-        size_t n = 0;
-        if (st == HERMES_OK)
-            st = hermes_restore_buffer(session.get(), job->body.data(), job->body.size(),
-                                       job->format.empty() ? nullptr : job->format.c_str(), &out, &n);
-        hermes_stats stats{};
-        if (st == HERMES_OK) hermes_session_last_stats(session.get(), &stats);
+        hermes_status st = HERMES_OK;
+        std::string image, error;
+        hermes_stats stats = HERMES_STATS_INIT;
+        try {
+            session.set_params(p);
+            image = session.restore_buffer(job->body.data(), job->body.size(), job->format);
+            stats = session.last_stats();
+        } catch (const hermes::Exception &exc) {
+            st = exc.status();
+            error = exc.what();
+        }
         {
             std::lock_guard<std::mutex> hold(job->lock);
             job->status = st;
             if (st == HERMES_OK) {
-                job->image.assign(static_cast<const char *>(out), n);
+                job->image = std::move(image);
                 job->stats = stats;
             } else {
-                job->error = hermes_last_error();
+                job->error = std::move(error);
             }
             job->done = true;
             job->body.clear();
             job->body.shrink_to_fit();
         }
-        hermes_free(out);
         job->done_cv.notify_all();
         if (st == HERMES_OK && on_tiles) on_tiles(stats.tiles);
     }

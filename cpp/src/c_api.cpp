@@ -72,6 +72,20 @@ bool read_params(const T *given, T &out, const char *function) {
     return true;
 }
 
+// Write an output struct into the caller's, no further than the caller's struct_size (an
+// older caller's struct is smaller); struct_size becomes the bytes written.
+template <typename T>
+hermes_status write_out(T value, T *out, const char *function, const char *type) {
+    if (out->struct_size < sizeof(uint32_t) * 2)
+        return set_error(HERMES_ERR_INVALID_ARGUMENT,
+                         std::string(function) + ": out->struct_size is " + std::to_string(out->struct_size) +
+                             "; set it to sizeof(" + type + ") before the call");
+    const size_t n = std::min<size_t>(out->struct_size, sizeof(T));
+    value.struct_size = static_cast<uint32_t>(n);
+    std::memcpy(static_cast<void *>(out), &value, n);
+    return HERMES_OK;
+}
+
 bool ends_with(const std::string &s, const std::string &tail) {
     return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
@@ -174,16 +188,16 @@ hermes_status hermes_model_get_info(const hermes_model *model, hermes_model_info
     if (!model) return null_arg("hermes_model_get_info", "model");
     if (!out) return null_arg("hermes_model_get_info", "out");
     const hermes::Spec &s = model->backend->spec();
-    *out = hermes_model_info{};
-    out->scale = s.scale;
-    out->in_channels = s.in_channels;
-    out->out_channels = s.out_channels;
-    out->size_multiple = s.size_multiple;
-    out->tile_overlap = s.tile_overlap;
-    out->fixed_tile_height = s.tile ? s.tile->first : 0;
-    out->fixed_tile_width = s.tile ? s.tile->second : 0;
-    out->fixed_batch = s.batch ? *s.batch : 0;
-    return HERMES_OK;
+    hermes_model_info info{};
+    info.scale = s.scale;
+    info.in_channels = s.in_channels;
+    info.out_channels = s.out_channels;
+    info.size_multiple = s.size_multiple;
+    info.tile_overlap = s.tile_overlap;
+    info.fixed_tile_height = s.tile ? s.tile->first : 0;
+    info.fixed_tile_width = s.tile ? s.tile->second : 0;
+    info.fixed_batch = s.batch ? *s.batch : 0;
+    return write_out(info, out, "hermes_model_get_info", "hermes_model_info");
 }
 
 hermes_status hermes_model_spec_json(const hermes_model *model, const char **out) {
@@ -286,8 +300,7 @@ void hermes_free(void *buffer) { std::free(buffer); }
 hermes_status hermes_session_last_stats(const hermes_session *session, hermes_stats *out) {
     if (!session) return null_arg("hermes_session_last_stats", "session");
     if (!out) return null_arg("hermes_session_last_stats", "out");
-    *out = session->last;
-    return HERMES_OK;
+    return write_out(session->last, out, "hermes_session_last_stats", "hermes_stats");
 }
 
 }  // extern "C"

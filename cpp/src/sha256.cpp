@@ -1,11 +1,11 @@
-// SHA-256 after FIPS 180-4 (sections 4.1.2, 4.2.2, 5.1.1, 6.2): see sha256.hpp.
+// SHA-256 through OpenSSL's EVP interface (libcrypto): see sha256.hpp.
 #include "sha256.hpp"
 
-#include <algorithm>
+#include <openssl/evp.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "error.hpp"
@@ -14,90 +14,32 @@ namespace hermes {
 
 namespace {
 
-// first 32 bits of the fractional parts of the cube roots of the first 64 primes
-const uint32_t kRound[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+[[noreturn]] void digest_failed(const char *step) {
+    fail(HERMES_ERR_INTERNAL, std::string("OpenSSL SHA-256 failed in ") + step);
+}
 
 }  // namespace
 
-Sha256::Sha256()
-    // first 32 bits of the fractional parts of the square roots of the first 8 primes
-    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19},
-      buf_{} {}
-
-void Sha256::block(const unsigned char *p) {
-    uint32_t w[64];
-    for (int t = 0; t < 16; ++t)
-        w[t] = uint32_t(p[4 * t]) << 24 | uint32_t(p[4 * t + 1]) << 16 | uint32_t(p[4 * t + 2]) << 8 |
-               uint32_t(p[4 * t + 3]);
-    for (int t = 16; t < 64; ++t) {
-        const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
-        const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
-        w[t] = w[t - 16] + s0 + w[t - 7] + s1;
-    }
-    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
-    for (int t = 0; t < 64; ++t) {
-        const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + kRound[t] + w[t];
-        const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h_[0] += a;
-    h_[1] += b;
-    h_[2] += c;
-    h_[3] += d;
-    h_[4] += e;
-    h_[5] += f;
-    h_[6] += g;
-    h_[7] += h;
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    if (!ctx_) fail(HERMES_ERR_OUT_OF_MEMORY, "cannot allocate an OpenSSL digest context");
+    if (EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) digest_failed("EVP_DigestInit_ex");
 }
 
 void Sha256::update(const void *data, size_t size) {
-    const unsigned char *p = static_cast<const unsigned char *>(data);
-    total_ += size;
-    if (used_ > 0) {  // fill the pending block first
-        const size_t take = std::min(size, sizeof buf_ - used_);
-        std::memcpy(buf_ + used_, p, take);
-        used_ += take;
-        p += take;
-        size -= take;
-        if (used_ < sizeof buf_) return;
-        block(buf_);
-        used_ = 0;
-    }
-    for (; size >= 64; p += 64, size -= 64) block(p);
-    if (size > 0) std::memcpy(buf_, p, size);
-    used_ = size;
+    if (size != 0 && EVP_DigestUpdate(ctx_.get(), data, size) != 1) digest_failed("EVP_DigestUpdate");
 }
 
 std::string Sha256::hex() {
-    // padding (5.1.1): a 1 bit, zeros up to 56 mod 64 bytes, the length in bits (big-endian)
-    const uint64_t bits = total_ * 8;
-    const unsigned char one = 0x80, zero = 0;
-    update(&one, 1);
-    while (used_ != 56) update(&zero, 1);
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
-    update(length, 8);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx_.get(), digest, &length) != 1) digest_failed("EVP_DigestFinal_ex");
     static const char digits[] = "0123456789abcdef";
     std::string out;
-    for (uint32_t word : h_)
-        for (int shift = 28; shift >= 0; shift -= 4) out += digits[(word >> shift) & 0xf];
+    out.reserve(2 * length);
+    for (unsigned int i = 0; i < length; ++i) {
+        out += digits[digest[i] >> 4];
+        out += digits[digest[i] & 0xf];
+    }
     return out;
 }
 

@@ -1,11 +1,13 @@
-// SHA-256 (FIPS 180-4), for the engine manifest checks: the manifest records the sha256
-// of the engine, its ONNX and its plugin libraries (hashlib in Python), and the library
-// refuses files that differ. Written here so libhermes needs no OpenSSL.
+// SHA-256 for the engine manifest checks: the manifest records the sha256 of the engine,
+// its ONNX and its plugin libraries (hashlib in Python), and the library refuses files
+// that differ. The digest is OpenSSL's (EVP, libcrypto), not a hand-written one.
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
+#include <memory>
 #include <string>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX, kept out of this header
 
 namespace hermes {
 
@@ -17,11 +19,7 @@ public:
     std::string hex();  // lower-case hex digest; the object is spent afterwards
 
 private:
-    void block(const unsigned char *p);
-    uint32_t h_[8];
-    unsigned char buf_[64];
-    size_t used_ = 0;     // bytes in buf_
-    uint64_t total_ = 0;  // bytes hashed so far
+    std::unique_ptr<evp_md_ctx_st, void (*)(evp_md_ctx_st *)> ctx_;
 };
 
 std::string sha256_hex(const void *data, size_t size);

@@ -1,6 +1,7 @@
 // The C ABI refuses bad input with a status and a one-line message, and never crashes:
 // NULL handles, bad params, files that are not HERMES models, a missing context graph,
 // an engine without a manifest, output buffers of the wrong size, wrong channel counts.
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 
@@ -24,9 +25,9 @@ TEST(CApi, NullHandlesAreRefused) {
     EXPECT_EQ(hermes_session_create(nullptr, nullptr, &session), HERMES_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(hermes_restore(nullptr, nullptr, nullptr), HERMES_ERR_INVALID_ARGUMENT);
     EXPECT_EQ(hermes_restore_file(nullptr, "a.png", "b.png"), HERMES_ERR_INVALID_ARGUMENT);
-    hermes_model_info info;
+    hermes_model_info info = HERMES_MODEL_INFO_INIT;
     EXPECT_EQ(hermes_model_get_info(nullptr, &info), HERMES_ERR_INVALID_ARGUMENT);
-    hermes_stats stats;
+    hermes_stats stats = HERMES_STATS_INIT;
     EXPECT_EQ(hermes_session_last_stats(nullptr, &stats), HERMES_ERR_INVALID_ARGUMENT);
     EXPECT_TRUE(one_line(hermes_last_error()));
     hermes_model_free(nullptr);  // free accepts NULL
@@ -104,6 +105,37 @@ TEST(CApi, ModelInfoComesFromTheSpec) {
     EXPECT_EQ(info.size_multiple, 16);
     EXPECT_NE(test::shared_model().spec_json().find("\"scale\": 2"), std::string::npos);
     EXPECT_NE(test::shared_model().backend_name().find("openvino (CPU, f32)"), std::string::npos);
+}
+
+// An output struct as an older caller compiled it: the library writes only the prefix that
+// caller's struct_size covers, and says how much it wrote; no struct_size is an error.
+TEST(CApi, OutputStructsAreWrittenNoFurtherThanTheirSize) {
+    struct Older {
+        hermes_model_info info;  // only struct_size, scale and in_channels are the older struct's
+    };
+    const size_t older = offsetof(hermes_model_info, out_channels);
+    Older buf{};
+    std::memset(&buf, 0xAB, sizeof(buf));
+    buf.info.struct_size = static_cast<uint32_t>(older);
+    ASSERT_EQ(hermes_model_get_info(test::shared_model().get(), &buf.info), HERMES_OK) << hermes_last_error();
+    EXPECT_EQ(buf.info.struct_size, older);
+    EXPECT_EQ(buf.info.scale, 2);
+    EXPECT_EQ(buf.info.in_channels, 3);
+    const auto *bytes = reinterpret_cast<const unsigned char *>(&buf.info);
+    for (size_t k = older; k < sizeof(hermes_model_info); ++k) ASSERT_EQ(bytes[k], 0xAB) << "byte " << k;
+
+    hermes_model_info zero{};
+    EXPECT_EQ(hermes_model_get_info(test::shared_model().get(), &zero), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "struct_size"), nullptr) << hermes_last_error();
+
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    test::Image in = test::pattern(24, 16, 3), out(48, 32, 3, HERMES_SAMPLE_U8);
+    hermes_image iv = in.view(), ov = out.view();
+    s.restore(iv, ov);
+    hermes_stats stats = HERMES_STATS_INIT;
+    ASSERT_EQ(hermes_session_last_stats(s.get(), &stats), HERMES_OK);
+    EXPECT_EQ(stats.struct_size, sizeof(hermes_stats));
+    EXPECT_EQ(stats.tiles, 1);
 }
 
 TEST(CApi, WrongOutputBufferIsRefusedAndUntouched) {

@@ -181,13 +181,8 @@ int main(int argc, char **argv) {
         }
         for (int r = 0; r < repeat; ++r) {
             if (in_memory) session.restore(in, out);
-            else if (buffer) {
-                void *bytes = nullptr;
-                size_t n = 0;
-                hermes::check(hermes_restore_buffer(session.get(), encoded.data(), encoded.size(), nullptr, &bytes, &n));
-                result.assign(static_cast<const char *>(bytes), n);
-                hermes_free(bytes);
-            } else session.restore_file(positional[1], positional[2]);
+            else if (buffer) result = session.restore_buffer(encoded.data(), encoded.size());
+            else session.restore_file(positional[1], positional[2]);
             const hermes_stats s = session.last_stats();
             nlohmann::json line{{"backend", model.backend_name()}, {"tiles", s.tiles},
                                {"grid", {s.grid_rows, s.grid_cols}}, {"tile", {s.tile_height, s.tile_width}},

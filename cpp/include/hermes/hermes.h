@@ -17,7 +17,12 @@
  *     the string is per thread and valid until the next failing call on that thread;
  *   - objects are opaque; every create/load call has a matching free that accepts NULL;
  *   - option structs start with `struct_size`: fill them from the matching default_params call, change
- *     what you need, and pass them; a struct from an older header stays accepted.
+ *     what you need, and pass them; a struct from an older header stays accepted;
+ *   - output structs (hermes_model_info, hermes_stats) start with `struct_size` too: set it to
+ *     the struct's size before the call (HERMES_MODEL_INFO_INIT, HERMES_STATS_INIT); the
+ *     library writes no more than that many bytes (so a newer library never writes past an
+ *     older caller's struct) and sets struct_size to the bytes it wrote;
+ *   - status-returning functions are marked must-use (HERMES_NODISCARD).
  *
  * Thread safety: one hermes_model may be shared by any number of threads; each thread
  * creates its own hermes_session from it (sessions are cheap: one inference request
@@ -43,6 +48,13 @@ extern "C" {
 #define HERMES_API __declspec(dllexport)
 #else
 #define HERMES_API __attribute__((visibility("default")))
+#endif
+
+/* A status a caller ignores is a failure it never sees: compilers warn about it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HERMES_NODISCARD __attribute__((warn_unused_result))
+#else
+#define HERMES_NODISCARD
 #endif
 
 typedef enum hermes_status {
@@ -117,6 +129,7 @@ typedef struct hermes_image {
 } hermes_image;
 
 typedef struct hermes_model_info {
+    uint32_t struct_size; /* set to sizeof(hermes_model_info) before the call */
     int32_t scale;
     int32_t in_channels;
     int32_t out_channels;
@@ -128,6 +141,7 @@ typedef struct hermes_model_info {
 } hermes_model_info;
 
 typedef struct hermes_stats {
+    uint32_t struct_size;   /* set to sizeof(hermes_stats) before the call */
     int32_t tiles;
     int32_t grid_rows;
     int32_t grid_cols;
@@ -138,6 +152,9 @@ typedef struct hermes_stats {
     double context_seconds; /* the per-image context graph; 0 for a single graph */
     double wall_seconds;    /* the whole call */
 } hermes_stats;
+
+#define HERMES_MODEL_INFO_INIT {sizeof(hermes_model_info)}
+#define HERMES_STATS_INIT {sizeof(hermes_stats)}
 
 HERMES_API const char *hermes_version(void);
 HERMES_API const char *hermes_status_name(hermes_status status);
@@ -150,38 +167,38 @@ HERMES_API hermes_model_params hermes_model_default_params(void);
 HERMES_API hermes_restore_params hermes_restore_default_params(void);
 
 /* Load `path` (model.onnx or model.engine; params may be NULL for the defaults). */
-HERMES_API hermes_status hermes_model_load(const char *path, const hermes_model_params *params,
+HERMES_API HERMES_NODISCARD hermes_status hermes_model_load(const char *path, const hermes_model_params *params,
                                            hermes_model **out);
 HERMES_API void hermes_model_free(hermes_model *model);
-HERMES_API hermes_status hermes_model_get_info(const hermes_model *model, hermes_model_info *out);
+HERMES_API HERMES_NODISCARD hermes_status hermes_model_get_info(const hermes_model *model, hermes_model_info *out);
 /* The ModelSpec as JSON; the string lives as long as the model. */
-HERMES_API hermes_status hermes_model_spec_json(const hermes_model *model, const char **out);
+HERMES_API HERMES_NODISCARD hermes_status hermes_model_spec_json(const hermes_model *model, const char **out);
 /* The backend in words, e.g. "openvino (CPU, f32)"; lives as long as the model. */
-HERMES_API hermes_status hermes_model_backend_name(const hermes_model *model, const char **out);
+HERMES_API HERMES_NODISCARD hermes_status hermes_model_backend_name(const hermes_model *model, const char **out);
 
 /* A session: one inference request over the model, with its restore params (may be NULL). */
-HERMES_API hermes_status hermes_session_create(hermes_model *model,
+HERMES_API HERMES_NODISCARD hermes_status hermes_session_create(hermes_model *model,
                                                const hermes_restore_params *params,
                                                hermes_session **out);
 HERMES_API void hermes_session_free(hermes_session *session);
-HERMES_API hermes_status hermes_session_set_params(hermes_session *session,
+HERMES_API HERMES_NODISCARD hermes_status hermes_session_set_params(hermes_session *session,
                                                    const hermes_restore_params *params);
 
 /* The output size for an input size (scale times each side). */
-HERMES_API hermes_status hermes_output_size(const hermes_session *session, int32_t width,
+HERMES_API HERMES_NODISCARD hermes_status hermes_output_size(const hermes_session *session, int32_t width,
                                             int32_t height, int32_t *out_width,
                                             int32_t *out_height);
 
 /* Restore `in` into `out`. `out` must be allocated by the caller with the output size,
  * the same channel count and the same sample type as `in`; a buffer of another size is
  * HERMES_ERR_INVALID_ARGUMENT and nothing is written. */
-HERMES_API hermes_status hermes_restore(hermes_session *session, const hermes_image *in,
+HERMES_API HERMES_NODISCARD hermes_status hermes_restore(hermes_session *session, const hermes_image *in,
                                         hermes_image *out);
 
 /* Restore the image file `in_path` (PNG, JPEG, TIFF, WebP) into `out_path` (format from
  * its suffix). Rows are streamed with libvips, so memory stays flat in image size. The
  * output is written under a temporary name and renamed: it is complete or absent. */
-HERMES_API hermes_status hermes_restore_file(hermes_session *session, const char *in_path,
+HERMES_API HERMES_NODISCARD hermes_status hermes_restore_file(hermes_session *session, const char *in_path,
                                              const char *out_path);
 
 /* Restore an encoded image in memory (PNG, JPEG, TIFF, WebP; `size` bytes at `data`) into
@@ -190,12 +207,12 @@ HERMES_API hermes_status hermes_restore_file(hermes_session *session, const char
  * pixel limit (max_pixels) is checked before decoding: HERMES_ERR_TOO_LARGE; a format
  * it does not read: HERMES_ERR_FORMAT; a corrupt or truncated image: HERMES_ERR_IMAGE.
  * On failure *out is NULL. */
-HERMES_API hermes_status hermes_restore_buffer(hermes_session *session, const void *data, size_t size,
+HERMES_API HERMES_NODISCARD hermes_status hermes_restore_buffer(hermes_session *session, const void *data, size_t size,
                                                const char *format, void **out, size_t *out_size);
 HERMES_API void hermes_free(void *buffer);
 
 /* Figures of the session's last successful restore. */
-HERMES_API hermes_status hermes_session_last_stats(const hermes_session *session,
+HERMES_API HERMES_NODISCARD hermes_status hermes_session_last_stats(const hermes_session *session,
                                                    hermes_stats *out);
 
 #ifdef __cplusplus

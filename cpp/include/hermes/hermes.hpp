@@ -1,11 +1,14 @@
 // hermes.hpp: a thin, header-only C++17 wrapper over the C ABI in hermes.h (after
-// onnxruntime_cxx_api.h over its C API). Owning types are move-only; a failing call
-// throws hermes::Exception carrying the status and hermes_last_error()'s message.
+// onnxruntime_cxx_api.h over its C API), covering all of it. Owning types are move-only; a
+// failing call throws hermes::Exception carrying the status and hermes_last_error()'s
+// message (the library's internal error type is another, never seen by callers).
 // The thread-safety contract is the C ABI's: share one Model between threads, give
 // each thread its own Session.
 #ifndef HERMES_HERMES_HPP
 #define HERMES_HERMES_HPP
 
+#include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -27,6 +30,12 @@ inline void check(hermes_status status) {
     if (status != HERMES_OK) throw Exception(status, hermes_last_error());
 }
 
+inline std::string version() { return hermes_version(); }
+inline std::string status_name(hermes_status status) { return hermes_status_name(status); }
+inline std::string backends() { return hermes_backends(); }  // e.g. "openvino,tensorrt"
+inline hermes_model_params default_model_params() { return hermes_model_default_params(); }
+inline hermes_restore_params default_restore_params() { return hermes_restore_default_params(); }
+
 class Model {
 public:
     explicit Model(const std::string &path, const hermes_model_params &params = hermes_model_default_params()) {
@@ -45,7 +54,7 @@ public:
     Model &operator=(const Model &) = delete;
 
     hermes_model_info info() const {
-        hermes_model_info out{};
+        hermes_model_info out = HERMES_MODEL_INFO_INIT;
         check(hermes_model_get_info(handle_, &out));
         return out;
     }
@@ -92,8 +101,17 @@ public:
     void restore_file(const std::string &in_path, const std::string &out_path) {
         check(hermes_restore_file(handle_, in_path.c_str(), out_path.c_str()));
     }
+    // An encoded image in memory (PNG, JPEG, TIFF, WebP) -> the restored one, encoded as
+    // `format` ("png", "jpg", "webp", "tif"; empty: the input's own format).
+    std::string restore_buffer(const void *data, size_t size, const std::string &format = "") {
+        void *out = nullptr;
+        size_t n = 0;
+        check(hermes_restore_buffer(handle_, data, size, format.empty() ? nullptr : format.c_str(), &out, &n));
+        std::unique_ptr<void, void (*)(void *)> owned(out, hermes_free);
+        return std::string(static_cast<const char *>(out), n);
+    }
     hermes_stats last_stats() const {
-        hermes_stats out{};
+        hermes_stats out = HERMES_STATS_INIT;
         check(hermes_session_last_stats(handle_, &out));
         return out;
     }
