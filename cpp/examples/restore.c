@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     if (st != HERMES_OK) {
         fprintf(stderr, "restore_c: %s\n", hermes_last_error());
     } else {
-        hermes_stats stats = HERMES_STATS_INIT;
+        hermes_stats stats = hermes_stats_init();
         if (hermes_session_last_stats(session, &stats) == HERMES_OK)
             printf("%s -> %s: %d tiles (%dx%d grid) in %.2f s\n", argv[2], argv[3], stats.tiles, stats.grid_rows,
                stats.grid_cols, stats.wall_seconds);

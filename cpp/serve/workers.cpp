@@ -76,7 +76,7 @@ void WorkerPool::run(size_t index) {
         p.tile_width = job->tile_w;
         hermes_status st = HERMES_OK;
         std::string image, error;
-        hermes_stats stats = HERMES_STATS_INIT;
+        hermes_stats stats = hermes_stats_init();
         try {
             session.set_params(p);
             image = session.restore_buffer(job->body.data(), job->body.size(), job->format);

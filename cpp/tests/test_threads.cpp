@@ -47,11 +47,13 @@ TEST(Threads, LastErrorIsPerThread) {
     hermes_model *m = nullptr;
     ASSERT_NE(hermes_model_load(nullptr, nullptr, &m), HERMES_OK);
     const std::string mine = hermes_last_error();
-    std::thread other([] {
+    hermes_status theirs = HERMES_OK;
+    std::thread other([&theirs] {
         hermes_model *m2 = nullptr;
-        (void)hermes_model_load("elsewhere.txt", nullptr, &m2);
+        theirs = hermes_model_load("elsewhere.txt", nullptr, &m2);
     });
     other.join();
+    EXPECT_NE(theirs, HERMES_OK);
     EXPECT_EQ(std::string(hermes_last_error()), mine);
 }
 

@@ -19,7 +19,7 @@
  *   - option structs start with `struct_size`: fill them from the matching default_params call, change
  *     what you need, and pass them; a struct from an older header stays accepted;
  *   - output structs (hermes_model_info, hermes_stats) start with `struct_size` too: set it to
- *     the struct's size before the call (HERMES_MODEL_INFO_INIT, HERMES_STATS_INIT); the
+ *     the struct's size before the call (hermes_model_info_init(), hermes_stats_init()); the
  *     library writes no more than that many bytes (so a newer library never writes past an
  *     older caller's struct) and sets struct_size to the bytes it wrote;
  *   - status-returning functions are marked must-use (HERMES_NODISCARD).
@@ -153,8 +153,23 @@ typedef struct hermes_stats {
     double wall_seconds;    /* the whole call */
 } hermes_stats;
 
-#define HERMES_MODEL_INFO_INIT {sizeof(hermes_model_info)}
-#define HERMES_STATS_INIT {sizeof(hermes_stats)}
+/* Output structs ready to pass: zeroed, struct_size set (C and C++ alike). */
+#ifdef __cplusplus
+#define HERMES_ZERO_ {}
+#else
+#define HERMES_ZERO_ = {0}
+#endif
+static inline hermes_model_info hermes_model_info_init(void) {
+    hermes_model_info info HERMES_ZERO_;
+    info.struct_size = (uint32_t)sizeof(info);
+    return info;
+}
+static inline hermes_stats hermes_stats_init(void) {
+    hermes_stats stats HERMES_ZERO_;
+    stats.struct_size = (uint32_t)sizeof(stats);
+    return stats;
+}
+#undef HERMES_ZERO_
 
 HERMES_API const char *hermes_version(void);
 HERMES_API const char *hermes_status_name(hermes_status status);

@@ -54,7 +54,7 @@ public:
     Model &operator=(const Model &) = delete;
 
     hermes_model_info info() const {
-        hermes_model_info out = HERMES_MODEL_INFO_INIT;
+        hermes_model_info out = hermes_model_info_init();
         check(hermes_model_get_info(handle_, &out));
         return out;
     }
@@ -111,7 +111,7 @@ public:
         return std::string(static_cast<const char *>(out), n);
     }
     hermes_stats last_stats() const {
-        hermes_stats out = HERMES_STATS_INIT;
+        hermes_stats out = hermes_stats_init();
         check(hermes_session_last_stats(handle_, &out));
         return out;
     }
