@@ -3,7 +3,7 @@
 One CMake build per session (scripts/cpp_build.py) into a temporary folder, installed
 into a prefix. Then:
 
-- ctest runs the GoogleTest suites (C ABI errors, images, threads, the manifest corpus)
+- ctest runs the GoogleTest suites (the model-free unit tier, C ABI errors, images, threads, the manifest corpus), and plain ctest without a model runs the unit tier and skips the rest with the reason
   with the exported default model and a folder of bad inputs made here;
 - the tile grid and blend weights of C++ equal Python's bit for bit on a table of image
   sizes, tiles, overlaps and scales;
@@ -100,7 +100,13 @@ def test_ctest_suites(cpp, cpp_data):
     done = subprocess.run(["ctest", "--output-on-failure", "--test-dir", str(build)], env=_env(cpp_data),
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert "tests passed" in done.stdout
+    assert "tests passed" in done.stdout and "Skipped" not in done.stdout, done.stdout[-3000:]
+    # plain ctest, nothing exported: the unit tier runs, the model suites skip with the reason
+    bare = {k: v for k, v in _env(cpp_data).items() if not k.startswith("HERMES_TEST_")}
+    plain = subprocess.run(["ctest", "--output-on-failure", "--test-dir", str(build)], env=bare,
+                           capture_output=True, text=True, timeout=900)
+    assert plain.returncode == 0, plain.stdout[-6000:]
+    assert "hermes_unit_tests" in plain.stdout and "hermes_tests (Skipped)" in plain.stdout, plain.stdout
 
 
 GRID_CASES = [
@@ -324,4 +330,4 @@ def test_ctest_suites_under_asan_and_ubsan(cpp_data, tmp_path_factory):
     done = subprocess.run(["ctest", "--output-on-failure", "--test-dir", str(build)], env=env,
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:]
-    assert "tests passed" in done.stdout
+    assert "tests passed" in done.stdout and "Skipped" not in done.stdout, done.stdout[-3000:]
