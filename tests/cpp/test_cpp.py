@@ -3,8 +3,10 @@
 One CMake build per session (scripts/cpp_build.py) into a temporary folder, installed
 into a prefix. Then:
 
-- ctest runs the GoogleTest suites (the model-free unit tier, C ABI errors, images, threads, the manifest corpus), and plain ctest without a model runs the unit tier and skips the rest with the reason
-  with the exported default model and a folder of bad inputs made here;
+- ctest runs the GoogleTest suites (the model-free unit tier, C ABI errors, images,
+  threads, the manifest corpus) with the exported default model and a folder of bad
+  inputs made here; plain ctest, with neither, runs the unit tier and reports the model
+  suites skipped with the reason;
 - the tile grid and blend weights of C++ equal Python's bit for bit on a table of image
   sizes, tiles, overlaps and scales;
 - C++ output of the default model equals ``hermes-export infer`` output on the bundled
