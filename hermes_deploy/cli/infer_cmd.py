@@ -131,6 +131,12 @@ def infer(inputs: list[str] = typer.Argument(None, help="Image files, folders or
             raise InputError("no inputs; pass image files, folders or globs (or --sample)")
         if ray is not None:
             from ..scaleout.ray_batch import run_ray_batch
+            from ..video import is_video
+
+            videos_named = [i for i in items if is_video(i)]
+            if videos_named:
+                raise InputError(f"--ray runs images only; run {Path(videos_named[0]).name} "
+                                 "without --ray")
 
             result = run_ray_batch(items, output, model=model, backend=backend, options=options,
                                    fmt=fmt, overwrite=overwrite, max_pixels=max_pixels,

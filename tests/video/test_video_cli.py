@@ -182,3 +182,8 @@ def test_a_pixel_format_it_cannot_read_is_refused(default_onnx, tmp_path):
             o.mux(p)
     _fails(infer(path, tmp_path / "out", default_onnx), "yuva420p", "not supported")
     assert not (tmp_path / "out" / "alpha.mkv").exists()
+
+
+def test_videos_are_not_sent_to_ray(default_onnx, tmp_path):
+    clip = make_clip(tmp_path / "clip.mkv", frames=2)
+    _fails(infer(clip.path, tmp_path / "out", default_onnx, "--ray", "local"), "--ray", "clip.mkv")
