@@ -88,7 +88,9 @@ std::vector<uint8_t> resize_memory(const void *data, int width, int height, int 
                                    int bytes_per_sample, double factor, int *out_w, int *out_h) {
     init_vips();
     try {
-        const VipsBandFormat fmt = bytes_per_sample == 2 ? VIPS_FORMAT_USHORT : VIPS_FORMAT_UCHAR;
+        const VipsBandFormat fmt = bytes_per_sample == 4   ? VIPS_FORMAT_FLOAT
+                                   : bytes_per_sample == 2 ? VIPS_FORMAT_USHORT
+                                                           : VIPS_FORMAT_UCHAR;
         const size_t size = static_cast<size_t>(width) * height * bands * bytes_per_sample;
         vips::VImage image = vips::VImage::new_from_memory(const_cast<void *>(data), size, width, height, bands, fmt);
         vips::VImage out = image.resize(factor, vips::VImage::option()->set("kernel", VIPS_KERNEL_CUBIC));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -34,7 +35,19 @@ hermes_stats stats_of(const TilePlan &plan) {
     return s;
 }
 
-size_t bytes_of(hermes_sample s) { return s == HERMES_SAMPLE_U16 ? 2 : 1; }
+size_t bytes_of(hermes_sample s) { return s == HERMES_SAMPLE_F32 ? 4 : s == HERMES_SAMPLE_U16 ? 2 : 1; }
+
+const char *sample_name(hermes_sample s) {
+    return s == HERMES_SAMPLE_F32 ? "f32" : s == HERMES_SAMPLE_U16 ? "u16" : "u8";
+}
+
+// Call `f` with a value of the C++ type of the samples of `s` (uint8_t, uint16_t, float).
+template <typename F>
+void with_sample_type(hermes_sample s, F &&f) {
+    if (s == HERMES_SAMPLE_F32) f(float{});
+    else if (s == HERMES_SAMPLE_U16) f(uint16_t{});
+    else f(uint8_t{});
+}
 
 void check_image(const hermes_image &im, const char *which) {
     const std::string w = which;
@@ -45,10 +58,14 @@ void check_image(const hermes_image &im, const char *which) {
     if (im.channels < 1 || im.channels > 4)
         fail(HERMES_ERR_INVALID_ARGUMENT, w + " image has " + std::to_string(im.channels) +
                                               " channels; use 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA)");
-    if (im.sample != HERMES_SAMPLE_U8 && im.sample != HERMES_SAMPLE_U16)
+    if (im.sample != HERMES_SAMPLE_U8 && im.sample != HERMES_SAMPLE_U16 && im.sample != HERMES_SAMPLE_F32)
         fail(HERMES_ERR_INVALID_ARGUMENT, w + " image has an unknown sample type " + std::to_string(im.sample) +
-                                              "; use HERMES_SAMPLE_U8 or HERMES_SAMPLE_U16");
+                                              "; use HERMES_SAMPLE_U8, HERMES_SAMPLE_U16 or HERMES_SAMPLE_F32");
     const size_t packed = static_cast<size_t>(im.width) * im.channels * bytes_of(im.sample);
+    if (im.sample == HERMES_SAMPLE_F32 &&
+        (reinterpret_cast<uintptr_t>(im.data) % alignof(float) != 0 || im.stride % sizeof(float) != 0))
+        fail(HERMES_ERR_INVALID_ARGUMENT, w + " image of float samples must start on a 4-byte boundary and have a "
+                                              "stride that is a multiple of 4");
     if (im.stride != 0 && im.stride < packed)
         fail(HERMES_ERR_INVALID_ARGUMENT, w + " image stride " + std::to_string(im.stride) + " is below one row (" +
                                               std::to_string(packed) + " bytes); pass 0 for packed rows");
@@ -90,22 +107,24 @@ void to_float_rows(const uint8_t *data, size_t stride, int y0, int y1, int width
 std::vector<float> memory_context(const hermes_image &im, int colour, int max_side, int *h, int *w) {
     const int long_side = std::max(im.width, im.height);
     std::vector<float> rgb;
-    const bool u16 = im.sample == HERMES_SAMPLE_U16;
+    const size_t bps = bytes_of(im.sample);
     if (max_side > 0 && long_side > max_side) {
         std::vector<uint8_t> bands = packed_bands(im, 0, colour);
-        std::vector<uint8_t> small = resize_memory(bands.data(), im.width, im.height, colour, u16 ? 2 : 1,
+        std::vector<uint8_t> small = resize_memory(bands.data(), im.width, im.height, colour, static_cast<int>(bps),
                                                    static_cast<double>(max_side) / long_side, w, h);
         rgb.resize(static_cast<size_t>(*w) * *h * 3);
-        const size_t stride = static_cast<size_t>(*w) * colour * (u16 ? 2 : 1);
-        if (u16) to_float_rows<uint16_t>(small.data(), stride, 0, *h, *w, colour, colour, rgb.data());
-        else to_float_rows<uint8_t>(small.data(), stride, 0, *h, *w, colour, colour, rgb.data());
+        const size_t stride = static_cast<size_t>(*w) * colour * bps;
+        with_sample_type(im.sample, [&](auto t) {
+            to_float_rows<decltype(t)>(small.data(), stride, 0, *h, *w, colour, colour, rgb.data());
+        });
     } else {
         *w = im.width;
         *h = im.height;
         rgb.resize(static_cast<size_t>(*w) * *h * 3);
         const auto *data = static_cast<const uint8_t *>(im.data);
-        if (u16) to_float_rows<uint16_t>(data, stride_of(im), 0, *h, *w, im.channels, colour, rgb.data());
-        else to_float_rows<uint8_t>(data, stride_of(im), 0, *h, *w, im.channels, colour, rgb.data());
+        with_sample_type(im.sample, [&](auto t) {
+            to_float_rows<decltype(t)>(data, stride_of(im), 0, *h, *w, im.channels, colour, rgb.data());
+        });
     }
     const size_t plane = static_cast<size_t>(*w) * *h;
     std::vector<float> planar(plane * 3);
@@ -161,12 +180,12 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
         out.sample != in.sample)
         fail(HERMES_ERR_INVALID_ARGUMENT,
              "output buffer is " + std::to_string(out.width) + "x" + std::to_string(out.height) + "x" +
-                 std::to_string(out.channels) + " (" + (out.sample == HERMES_SAMPLE_U16 ? "u16" : "u8") + "), expected " +
+                 std::to_string(out.channels) + " (" + sample_name(out.sample) + "), expected " +
                  std::to_string(s * in.width) + "x" + std::to_string(s * in.height) + "x" + std::to_string(in.channels) + " (" +
-                 (in.sample == HERMES_SAMPLE_U16 ? "u16" : "u8") + "); allocate it with hermes_output_size");
+                 sample_name(in.sample) + "); allocate it with hermes_output_size");
     const int colour = in.channels >= 3 ? 3 : 1;
     const bool alpha = in.channels == 2 || in.channels == 4;
-    const bool u16 = in.sample == HERMES_SAMPLE_U16;
+    const size_t bps = bytes_of(in.sample);
     const TilePlan plan = make_plan(spec, in.height, in.width, options.tile);
     hermes_stats stats = stats_of(plan);
 
@@ -179,8 +198,7 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
     if (alpha) {
         std::vector<uint8_t> a = packed_bands(in, in.channels - 1, 1);
         int aw = in.width, ah = in.height;
-        if (s != 1) a = resize_memory(a.data(), in.width, in.height, 1, u16 ? 2 : 1, s, &aw, &ah);
-        const size_t bps = u16 ? 2 : 1;
+        if (s != 1) a = resize_memory(a.data(), in.width, in.height, 1, static_cast<int>(bps), s, &aw, &ah);
         for (int y = 0; y < out.height; ++y) {
             uint8_t *dst = row_ptr(out, y);
             const int sy = std::min(y, ah - 1);
@@ -195,15 +213,18 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
     const auto *data = static_cast<const uint8_t *>(in.data);
     const size_t in_stride = stride_of(in);
     ReadRows read = [&](int y0, int y1, float *dst) {
-        if (u16) to_float_rows<uint16_t>(data, in_stride, y0, y1, in.width, in.channels, colour, dst);
-        else to_float_rows<uint8_t>(data, in_stride, y0, y1, in.width, in.channels, colour, dst);
+        with_sample_type(in.sample, [&](auto t) {
+            to_float_rows<decltype(t)>(data, in_stride, y0, y1, in.width, in.channels, colour, dst);
+        });
     };
     int y_out = 0;
     WriteRows write = [&](const float *rows, int n) {
         for (int r = 0; r < n; ++r, ++y_out) {
             const float *src = rows + static_cast<size_t>(r) * out.width * 3;
-            if (u16) row_from_float(src, out.width, out.channels, colour, reinterpret_cast<uint16_t *>(row_ptr(out, y_out)));
-            else row_from_float(src, out.width, out.channels, colour, row_ptr(out, y_out));
+            with_sample_type(out.sample, [&](auto t) {
+                using T = decltype(t);
+                row_from_float(src, out.width, out.channels, colour, reinterpret_cast<T *>(row_ptr(out, y_out)));
+            });
         }
     };
     const TiledStats t = run_tiled(session, spec, plan, read, context_or_null(ctx), write, options.batch);

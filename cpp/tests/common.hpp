@@ -46,15 +46,20 @@ struct Image {
     std::vector<uint8_t> bytes;
 
     Image(int w, int h, int c, hermes_sample s) : width(w), height(h), channels(c), sample(s),
-        bytes(static_cast<size_t>(w) * h * c * (s == HERMES_SAMPLE_U16 ? 2 : 1)) {}
+        bytes(static_cast<size_t>(w) * h * c * (s == HERMES_SAMPLE_F32 ? 4 : s == HERMES_SAMPLE_U16 ? 2 : 1)) {}
     hermes_image view() { return hermes_image{width, height, channels, sample, 0, bytes.data()}; }
     double at(int x, int y, int c) const {
         const size_t i = (static_cast<size_t>(y) * width + x) * channels + c;
+        if (sample == HERMES_SAMPLE_F32) return reinterpret_cast<const float *>(bytes.data())[i];
         if (sample == HERMES_SAMPLE_U16) return reinterpret_cast<const uint16_t *>(bytes.data())[i] / 65535.0;
         return bytes[i] / 255.0;
     }
     void set(int x, int y, int c, double v) {
         const size_t i = (static_cast<size_t>(y) * width + x) * channels + c;
+        if (sample == HERMES_SAMPLE_F32) {
+            reinterpret_cast<float *>(bytes.data())[i] = static_cast<float>(v);
+            return;
+        }
         v = std::fmin(std::fmax(v, 0.0), 1.0);
         if (sample == HERMES_SAMPLE_U16) reinterpret_cast<uint16_t *>(bytes.data())[i] = static_cast<uint16_t>(v * 65535.0 + 0.5);
         else bytes[i] = static_cast<uint8_t>(v * 255.0 + 0.5);

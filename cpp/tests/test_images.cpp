@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <vips/vips8>
@@ -115,6 +117,36 @@ TEST(Images, SixteenBitKeepsItsDepth) {
     size_t fine = 0;
     for (size_t i = 0; i < b.bytes.size() / 2; ++i) fine += w[i] % 257 != 0;
     EXPECT_GT(fine, b.bytes.size() / 4);
+}
+
+// Float samples in, float samples out: the 16-bit input's values as floats give the model
+// the very same input, and the float output, quantized as libhermes quantizes 16-bit
+// output, is the 16-bit output sample for sample; unquantized, it holds values between.
+TEST(Images, FloatSamplesCarryTheModelOutputUnquantized) {
+    test::Image in16 = test::pattern(48, 32, 3, HERMES_SAMPLE_U16, 3);
+    test::Image inf(48, 32, 3, HERMES_SAMPLE_F32);
+    const auto *u = reinterpret_cast<const uint16_t *>(in16.bytes.data());
+    auto *f = reinterpret_cast<float *>(inf.bytes.data());
+    const float k = static_cast<float>(1.0 / 65535.0);
+    for (size_t i = 0; i < in16.bytes.size() / 2; ++i) f[i] = static_cast<float>(u[i]) * k;
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    test::Image a = restore(s, in16), b = restore(s, inf);
+    ASSERT_EQ(b.sample, HERMES_SAMPLE_F32);
+    const auto *ua = reinterpret_cast<const uint16_t *>(a.bytes.data());
+    const auto *fb = reinterpret_cast<const float *>(b.bytes.data());
+    size_t between = 0;
+    for (size_t i = 0; i < a.bytes.size() / 2; ++i) {
+        float v = std::min(std::max(fb[i], 0.0f), 1.0f);
+        v *= 65535.0f;
+        v += 0.5f;
+        ASSERT_EQ(static_cast<uint16_t>(v), ua[i]) << "sample " << i;
+        between += std::fabs(fb[i] * 65535.0f - std::round(fb[i] * 65535.0f)) > 0.01f;
+    }
+    EXPECT_GT(between, a.bytes.size() / 4);
+    // a float buffer that does not start on a float boundary is refused
+    hermes_image iv = inf.view(), ov = b.view();
+    iv.data = static_cast<uint8_t *>(iv.data) + 1;
+    EXPECT_EQ(hermes_restore(s.get(), &iv, &ov), HERMES_ERR_INVALID_ARGUMENT);
 }
 
 TEST(Images, FileApiEqualsMemoryApi) {

@@ -86,7 +86,9 @@ typedef enum hermes_precision {
 
 typedef enum hermes_sample {
     HERMES_SAMPLE_U8 = 1,
-    HERMES_SAMPLE_U16 = 2
+    HERMES_SAMPLE_U16 = 2,
+    HERMES_SAMPLE_F32 = 3 /* float in [0, 1] (in-memory API only): read as is, and the
+                             model's output written unclipped and unquantized */
 } hermes_sample;
 
 typedef struct hermes_model hermes_model;
