@@ -143,6 +143,18 @@ def default_single_onnx(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def routing_onnx(tmp_path_factory):
+    """A random tiny x2 model whose output moves with its context (the default's barely
+    does): the per-shot context tests' model."""
+    from hermes_deploy.export.onnx_export import ExportOptions, export_onnx
+    from hermes_deploy.model.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("routing")
+    ckpt = save_checkpoint(make_model("tiny", 2, seed=5), root / "random.safetensors")
+    return export_onnx(str(ckpt), root / "random.onnx", ExportOptions()).path
+
+
+@pytest.fixture(scope="session")
 def default_runner(default_onnx):
     from hermes_deploy.engines.ort_runner import OrtRunner
 

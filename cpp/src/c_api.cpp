@@ -1,6 +1,7 @@
 // The C ABI (include/hermes/hermes.h): argument checks, exceptions turned into status
 // codes, and the thread-local last-error string. Nothing C++ crosses the boundary.
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -197,6 +198,7 @@ hermes_status hermes_model_get_info(const hermes_model *model, hermes_model_info
     info.fixed_tile_height = s.tile ? s.tile->first : 0;
     info.fixed_tile_width = s.tile ? s.tile->second : 0;
     info.fixed_batch = s.batch ? *s.batch : 0;
+    info.context_channels = s.single_graph ? 0 : s.context_channels;
     return write_out(info, out, "hermes_model_get_info", "hermes_model_info");
 }
 
@@ -263,6 +265,42 @@ hermes_status hermes_restore(hermes_session *session, const hermes_image *in, he
     if (!out) return null_arg("hermes_restore", "out");
     return guarded([&] {
         session->last = hermes::restore_image(*session->session, session->model->backend->spec(), *in, *out, session->options);
+    });
+}
+
+hermes_status hermes_session_set_context(hermes_session *session, const float *context, size_t count) {
+    if (!session) return null_arg("hermes_session_set_context", "session");
+    return guarded([&] {
+        const hermes::Spec &spec = session->model->backend->spec();
+        if (!context) {
+            session->options.context.clear();
+            return;
+        }
+        if (spec.single_graph)
+            hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "a single graph computes its context inside each tile; it takes "
+                                                      "none from outside (export the pair for that)");
+        if (count != static_cast<size_t>(spec.context_channels))
+            hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "context has " + std::to_string(count) + " values; this model's has " +
+                                                          std::to_string(spec.context_channels) +
+                                                          " (hermes_model_info.context_channels)");
+        for (size_t i = 0; i < count; ++i)
+            if (!std::isfinite(context[i]))
+                hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "context value " + std::to_string(i) + " is not finite");
+        session->options.context.assign(context, context + count);
+    });
+}
+
+hermes_status hermes_image_context(hermes_session *session, const hermes_image *in, float *out, size_t count) {
+    if (!session) return null_arg("hermes_image_context", "session");
+    if (!in) return null_arg("hermes_image_context", "in");
+    if (!out) return null_arg("hermes_image_context", "out");
+    return guarded([&] {
+        const hermes::Spec &spec = session->model->backend->spec();
+        if (count != static_cast<size_t>(spec.context_channels))
+            hermes::fail(HERMES_ERR_INVALID_ARGUMENT, "out has room for " + std::to_string(count) + " values; this model's "
+                                                          "context has " + std::to_string(spec.context_channels));
+        const std::vector<float> ctx = hermes::image_context(*session->session, spec, *in, session->options);
+        std::copy(ctx.begin(), ctx.end(), out);
     });
 }
 

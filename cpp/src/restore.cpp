@@ -135,8 +135,10 @@ std::vector<float> memory_context(const hermes_image &im, int colour, int max_si
 
 // The image's context, or nothing for a single graph (each tile computes its own).
 template <typename ContextImage>
-std::vector<float> context_of(BackendSession &session, const Spec &spec, ContextImage context_image) {
+std::vector<float> context_of(BackendSession &session, const Spec &spec, const RestoreOptions &options,
+                              ContextImage context_image) {
     if (spec.single_graph) return {};
+    if (!options.context.empty()) return options.context;  // the caller's (checked when set)
     int h = 0, w = 0;
     const std::vector<float> image = context_image(&h, &w);
     std::vector<float> ctx(static_cast<size_t>(spec.context_channels));
@@ -169,6 +171,18 @@ RestoreOptions options_from(const hermes_restore_params &p) {
     return o;
 }
 
+std::vector<float> image_context(BackendSession &session, const Spec &spec, const hermes_image &in,
+                                 const RestoreOptions &options) {
+    check_image(in, "input");
+    if (spec.single_graph)
+        fail(HERMES_ERR_INVALID_ARGUMENT, "a single graph computes its context inside each tile; it has none to give");
+    const int colour = in.channels >= 3 ? 3 : 1;
+    RestoreOptions computed = options;
+    computed.context.clear();
+    return context_of(session, spec, computed,
+                      [&](int *h, int *w) { return memory_context(in, colour, options.context_size, h, w); });
+}
+
 hermes_stats restore_image(BackendSession &session, const Spec &spec, const hermes_image &in,
                            hermes_image &out, const RestoreOptions &options) {
     const auto t0 = Clock::now();
@@ -191,7 +205,8 @@ hermes_stats restore_image(BackendSession &session, const Spec &spec, const herm
 
     const auto tc = Clock::now();
     const std::vector<float> ctx =
-        context_of(session, spec, [&](int *h, int *w) { return memory_context(in, colour, options.context_size, h, w); });
+        context_of(session, spec, options,
+                   [&](int *h, int *w) { return memory_context(in, colour, options.context_size, h, w); });
     stats.context_seconds = spec.single_graph ? 0.0 : seconds_since(tc);
 
     // alpha first, upscaled on its own (bicubic, libvips), as the Python runtime does
@@ -246,7 +261,7 @@ hermes_stats restore_streamed(BackendSession &session, const Spec &spec, FileSou
     FileSink &sink = make_sink(s * src.width(), s * src.height());  // checks the size first
     const auto tc = Clock::now();
     const std::vector<float> ctx =
-        context_of(session, spec, [&](int *h, int *w) { return src.context_image(options.context_size, h, w); });
+        context_of(session, spec, options, [&](int *h, int *w) { return src.context_image(options.context_size, h, w); });
     stats.context_seconds = spec.single_graph ? 0.0 : seconds_since(tc);
     ReadRows read = [&](int y0, int y1, float *dst) { src.read_rows(y0, y1, dst); };
     WriteRows write = [&](const float *rows, int n) { sink.write(rows, n); };

@@ -19,12 +19,17 @@ struct RestoreOptions {
     int batch = 1;
     int context_size = 1024;
     long long max_pixels = 89478485;
+    std::vector<float> context;  // given by the caller (hermes_session_set_context); empty: computed per image
 };
 
 RestoreOptions options_from(const hermes_restore_params &params);
 
 hermes_stats restore_image(BackendSession &session, const Spec &spec, const hermes_image &in,
                            hermes_image &out, const RestoreOptions &options);
+
+// The per-image context restore_image computes for `in` (context_channels floats).
+std::vector<float> image_context(BackendSession &session, const Spec &spec, const hermes_image &in,
+                                 const RestoreOptions &options);
 
 hermes_stats restore_file(BackendSession &session, const Spec &spec, const std::string &in_path,
                           const std::string &out_path, const RestoreOptions &options);

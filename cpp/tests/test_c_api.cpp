@@ -1,11 +1,13 @@
 // The C ABI refuses bad input with a status and a one-line message, and never crashes:
 // NULL handles, bad params, files that are not HERMES models, a missing context graph,
 // an engine without a manifest, output buffers of the wrong size, wrong channel counts.
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "common.hpp"
 
@@ -153,6 +155,36 @@ TEST(CApi, OutputStructsAreWrittenNoFurtherThanTheirSize) {
     ASSERT_EQ(hermes_session_last_stats(s.get(), &stats), HERMES_OK);
     EXPECT_EQ(stats.struct_size, sizeof(hermes_stats));
     EXPECT_EQ(stats.tiles, 1);
+}
+
+// The per-image context, given instead of computed: the image's own context gives the
+// very same output; another image's context routes it differently; bad contexts refused.
+TEST(CApi, AGivenContextRoutesTheImage) {
+    const hermes_model_info info = test::shared_model().info();
+    ASSERT_GT(info.context_channels, 0);
+    const size_t k = static_cast<size_t>(info.context_channels);
+    hermes::Session s(test::shared_model(), test::tiles(32));
+    test::Image a = test::pattern(40, 24, 3, HERMES_SAMPLE_U16, 1), b = test::pattern(40, 24, 3, HERMES_SAMPLE_U16, 7);
+    test::Image own(80, 48, 3, HERMES_SAMPLE_U16), given(80, 48, 3, HERMES_SAMPLE_U16), other(80, 48, 3, HERMES_SAMPLE_U16);
+    hermes_image av = a.view(), bv = b.view(), ov = own.view(), gv = given.view(), xv = other.view();
+    s.restore(av, ov);
+    const std::vector<float> ctx_a = s.image_context(av, k), ctx_b = s.image_context(bv, k);
+    s.set_context(ctx_a);
+    s.restore(av, gv);
+    EXPECT_EQ(own.bytes, given.bytes);
+    s.set_context(ctx_b);
+    s.restore(av, xv);
+    EXPECT_NE(own.bytes, other.bytes);  // the default model barely routes, but not zero
+    s.set_context({});  // back to computing it
+    s.restore(av, gv);
+    EXPECT_EQ(own.bytes, given.bytes);
+    std::vector<float> short_ctx(k - 1, 0.0f), nan_ctx(k, 0.0f);
+    nan_ctx[0] = std::nanf("");
+    EXPECT_EQ(hermes_session_set_context(s.get(), short_ctx.data(), short_ctx.size()), HERMES_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::strstr(hermes_last_error(), "context_channels"), nullptr) << hermes_last_error();
+    EXPECT_EQ(hermes_session_set_context(s.get(), nan_ctx.data(), nan_ctx.size()), HERMES_ERR_INVALID_ARGUMENT);
+    float one = 0.0f;
+    EXPECT_EQ(hermes_image_context(s.get(), &av, &one, 1), HERMES_ERR_INVALID_ARGUMENT);
 }
 
 TEST(CApi, WrongOutputBufferIsRefusedAndUntouched) {

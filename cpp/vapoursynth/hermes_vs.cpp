@@ -11,9 +11,11 @@
 // as libhermes blends them. Frames run in parallel (fmParallel), each on a session
 // borrowed from a bounded pool (`sessions`, default: the core's threads).
 //
-// Context: "frame" computes the per-image context on each whole frame. Per-shot context
-// ("shot") and a script-supplied context ("prop") need libhermes to take an external
-// context, which its API does not offer yet: refused in one line for now.
+// Context (one routing for every tile of a frame): "frame" computes it on each whole
+// frame; "prop" takes it from the source frame's `HermesContext` property (a float array
+// a script supplies, e.g. one per shot). Either way the output frame carries the context
+// it was restored with as `HermesContext`. Per-shot context from scene-change properties
+// ("shot") is not done yet: refused in one line.
 #include <VSHelper4.h>
 #include <VapourSynth4.h>
 
@@ -83,6 +85,8 @@ struct Restore {
     hermes_restore_params params{};
     hermes_sample sample = HERMES_SAMPLE_F32;
     int scale = 1;
+    bool from_prop = false;
+    size_t context_channels = 0;  // 0: a single graph (no context to give or take)
 
     std::mutex lock;
     std::condition_variable returned;
@@ -145,12 +149,37 @@ void deinterleave(const std::vector<T> &src, VSFrame *f, const VSAPI *api, int w
     }
 }
 
+constexpr const char *kContextProp = "HermesContext";
+
+// Restore one interleaved frame; the context is the source frame's property ("prop"), or
+// computed on the frame; either way it is returned for the output frame's property.
 template <typename T>
-void run(hermes::Session &session, std::vector<T> &in, std::vector<T> &out, int w, int h, int s, hermes_sample sample) {
+std::vector<float> run(const Restore &d, hermes::Session &session, const VSFrame *src, const VSAPI *api,
+                       std::vector<T> &in, std::vector<T> &out, int w, int h, hermes_sample sample) {
+    const int s = d.scale;
     out.resize(static_cast<size_t>(w) * s * h * s * 3);
     const hermes_image iv{w, h, 3, sample, 0, in.data()};
     hermes_image ov{w * s, h * s, 3, sample, 0, out.data()};
+    std::vector<float> context;
+    if (d.context_channels) {
+        if (d.from_prop) {
+            const VSMap *props = api->getFramePropertiesRO(src);
+            int err = 0;
+            const double *values = api->mapGetFloatArray(props, kContextProp, &err);
+            const int n = api->mapNumElements(props, kContextProp);
+            if (err || n != static_cast<int>(d.context_channels))
+                throw hermes::Exception(HERMES_ERR_INVALID_ARGUMENT,
+                                        std::string("context=\"prop\" needs a float array property ") + kContextProp +
+                                            " of " + std::to_string(d.context_channels) + " values on every frame (" +
+                                            (err ? "it has none" : "it has " + std::to_string(n)) + ")");
+            context.assign(values, values + n);
+        } else {
+            context = session.image_context(iv, d.context_channels);
+        }
+    }
+    session.set_context(context);
     session.restore(iv, ov);
+    return context;
 }
 
 const VSFrame *VS_CC restore_get_frame(int n, int reason, void *instance, void **, VSFrameContext *ctx, VSCore *core,
@@ -172,15 +201,16 @@ const VSFrame *VS_CC restore_get_frame(int n, int reason, void *instance, void *
             std::unique_ptr<hermes::Session> &s;
             ~Return() { d->give_back(std::move(s)); }
         } give_back{d, session};
+        std::vector<float> used;
         if (d->sample == HERMES_SAMPLE_U8) {
             std::vector<uint8_t> in, out;
             interleave(src, api, w, h, in, [](const uint8_t *row, int x) { return row[x]; });
-            run(*session, in, out, w, h, s, HERMES_SAMPLE_U8);
+            used = run(*d, *session, src, api, in, out, w, h, HERMES_SAMPLE_U8);
             deinterleave(out, dst, api, w * s, h * s, [](uint8_t *row, int x, uint8_t v) { row[x] = v; });
         } else if (d->sample == HERMES_SAMPLE_U16) {
             std::vector<uint16_t> in, out;
             interleave(src, api, w, h, in, [](const uint8_t *row, int x) { return reinterpret_cast<const uint16_t *>(row)[x]; });
-            run(*session, in, out, w, h, s, HERMES_SAMPLE_U16);
+            used = run(*d, *session, src, api, in, out, w, h, HERMES_SAMPLE_U16);
             deinterleave(out, dst, api, w * s, h * s,
                          [](uint8_t *row, int x, uint16_t v) { reinterpret_cast<uint16_t *>(row)[x] = v; });
         } else {
@@ -197,7 +227,7 @@ const VSFrame *VS_CC restore_get_frame(int n, int reason, void *instance, void *
                     return static_cast<float>(reinterpret_cast<const uint16_t *>(row)[x]) * k;
                 });
             }
-            run(*session, in, out, w, h, s, HERMES_SAMPLE_F32);
+            used = run(*d, *session, src, api, in, out, w, h, HERMES_SAMPLE_F32);
             if (fmt->sampleType == stFloat && bits == 32) {
                 deinterleave(out, dst, api, w * s, h * s,
                              [](uint8_t *row, int x, float v) { reinterpret_cast<float *>(row)[x] = v; });
@@ -211,6 +241,11 @@ const VSFrame *VS_CC restore_get_frame(int n, int reason, void *instance, void *
                     reinterpret_cast<uint16_t *>(row)[x] = static_cast<uint16_t>(v);
                 });
             }
+        }
+        if (!used.empty()) {
+            std::vector<double> values(used.begin(), used.end());
+            api->mapSetFloatArray(api->getFramePropertiesRW(dst), kContextProp, values.data(),
+                                  static_cast<int>(values.size()));
         }
     } catch (const hermes::Exception &exc) {
         api->setFilterError((std::string("Restore: frame ") + std::to_string(n) + ": " + exc.what()).c_str(), ctx);
@@ -265,10 +300,12 @@ void VS_CC restore_create(const VSMap *in, VSMap *out, void *, VSCore *core, con
     const std::string backend = text_arg(in, api, "backend", "openvino");
     const std::string precision = text_arg(in, api, "precision", "f32");
     const std::string context = text_arg(in, api, "context", "frame");
-    if (context == "shot" || context == "prop")
-        return refuse("context=\"" + context + "\" is not available yet (libhermes takes no external context); "
-                      "use context=\"frame\"");
-    if (context != "frame") return refuse("context must be \"frame\", \"shot\" or \"prop\", not \"" + context + "\"");
+    if (context == "shot")
+        return refuse("context=\"shot\" is not available yet; set a HermesContext property per shot and use "
+                      "context=\"prop\"");
+    if (context != "frame" && context != "prop")
+        return refuse("context must be \"frame\", \"shot\" or \"prop\", not \"" + context + "\"");
+    d->from_prop = context == "prop";
     hermes_model_params mp = hermes::default_model_params();
     if (backend == "openvino") mp.backend = HERMES_BACKEND_OPENVINO;
     else if (backend == "tensorrt") mp.backend = HERMES_BACKEND_TENSORRT;
@@ -287,7 +324,11 @@ void VS_CC restore_create(const VSMap *in, VSMap *out, void *, VSCore *core, con
     d->params.overlap = int_arg(in, api, "overlap", -1);
     try {
         d->model = std::make_unique<hermes::Model>(model, mp);
-        d->scale = d->model->info().scale;
+        const hermes_model_info mi = d->model->info();
+        d->scale = mi.scale;
+        d->context_channels = static_cast<size_t>(mi.context_channels);
+        if (d->from_prop && !d->context_channels)
+            return refuse("context=\"prop\": a single graph computes its own context per tile; export the pair");
         hermes::Session probe(*d->model, d->params);  // bad tile settings fail here, not per frame
         (void)probe;
     } catch (const hermes::Exception &exc) {

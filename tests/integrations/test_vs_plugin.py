@@ -28,7 +28,9 @@ VS_INCLUDE = REPO / ".venv-vs" / "lib" / "python3.12" / "site-packages" / "vapou
 TILE = 64
 
 # Runs in the 3.12 environment: argv = plugin, frames.npy (N,3,H,W float32 in the clip's
-# sample values), format name, out.npy, Restore kwargs (JSON), request order (JSON or null)
+# sample values), format name, out.npy, Restore kwargs (JSON), request order (JSON or null),
+# a HermesContext property for every source frame (JSON or null); each output frame's
+# HermesContext goes to contexts.json
 SCRIPT = """\
 import json, sys
 import numpy as np
@@ -49,10 +51,14 @@ def fill(n, f):
 
 blank = core.std.BlankClip(format=fmt, width=w, height=h, length=n)
 clip = core.std.ModifyFrame(blank, blank, fill)
+context = json.loads(sys.argv[7])
+if context is not None:
+    clip = core.std.SetFrameProps(clip, HermesContext=context)
 up = core.hermes.Restore(clip, **json.loads(sys.argv[5]))
 order = json.loads(sys.argv[6]) or list(range(n))
-got = {i: np.stack([np.array(up.get_frame(i)[p]) for p in range(3)]) for i in order}
-np.save(sys.argv[4], np.stack([got[i] for i in range(n)]))
+frames_out = {i: up.get_frame(i) for i in order}
+np.save(sys.argv[4], np.stack([np.stack([np.array(frames_out[i][p]) for p in range(3)]) for i in range(n)]))
+json.dump([list(frames_out[i].props.get("HermesContext", [])) for i in range(n)], open("contexts.json", "w"))
 """
 
 
@@ -80,12 +86,13 @@ def frames() -> np.ndarray:
     return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2), np.float32)
 
 
-def run(plugin: Path, tmp_path: Path, values: np.ndarray, fmt: str, order=None, **kwargs):
+def run(plugin: Path, tmp_path: Path, values: np.ndarray, fmt: str, order=None, prop=None, **kwargs):
     (tmp_path / "s.py").write_text(SCRIPT)
     np.save(tmp_path / "in.npy", values)
     kwargs = {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()}
     return subprocess.run([str(VS_PYTHON), "s.py", str(plugin), "in.npy", fmt, "out.npy", json.dumps(kwargs),
-                           json.dumps(order)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                           json.dumps(order), json.dumps(prop)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +150,36 @@ def test_frames_out_of_order_and_in_parallel_are_the_same(plugin, default_onnx, 
     assert np.array_equal(outs[0][0], outs[0][3]) and np.array_equal(outs[0][1], outs[0][2])
 
 
+def test_context_from_a_frame_property(plugin, routing_onnx, tmp_path):
+    """context="frame" gives each output frame the context it used (HermesContext), the
+    Python runtime's; context="prop" routes every frame by the property a script set: here
+    frame 0's context on both frames, so frame 1 comes out as the runtime gives it with
+    frame 0's context (a random routing model, whose output moves with the context)."""
+    from hermes_deploy.engines.ov_runner import OvRunner
+    from hermes_deploy.runtime.pipeline import image_context, restore_array
+    from hermes_deploy.runtime.plan import TileOptions
+
+    x = frames()
+    res = run(plugin, tmp_path, x, "RGBS", model=routing_onnx, tile=TILE)
+    assert res.returncode == 0, res.stderr[-3000:]
+    used = json.loads((tmp_path / "contexts.json").read_text())
+    with OvRunner(routing_onnx, precision="f32") as runner:
+        images = [np.ascontiguousarray(f.transpose(1, 2, 0)) for f in x]
+        want_ctx = [image_context(runner, im)[0] for im in images]
+        assert np.abs(np.array(used[0]) - want_ctx[0]).max() <= 1e-6
+        assert np.abs(np.array(used[1]) - want_ctx[1]).max() <= 1e-6
+        assert np.abs(want_ctx[0] - want_ctx[1]).max() > 1e-3  # two photographs, two contexts
+        res = run(plugin, tmp_path, x, "RGBS", prop=used[0], model=routing_onnx, tile=TILE, context="prop")
+        assert res.returncode == 0, res.stderr[-3000:]
+        got = np.load(tmp_path / "out.npy")
+        shared = np.asarray(used[0], np.float32)[None]
+        want1, _ = restore_array(runner, images[1], TileOptions(tile=(TILE, TILE)), context=shared)
+        own1, _ = restore_array(runner, images[1], TileOptions(tile=(TILE, TILE)))
+    diff = float(np.abs(got[1].transpose(1, 2, 0) - want1).max())
+    assert diff <= 1e-5, diff
+    assert float(np.abs(got[1].transpose(1, 2, 0) - own1).max()) > 1e-3  # the property was used
+
+
 def test_errors_are_one_line_through_vapoursynth(plugin, default_onnx, tmp_path):
     lonely = tmp_path / "lonely"
     lonely.mkdir()
@@ -152,6 +189,7 @@ def test_errors_are_one_line_through_vapoursynth(plugin, default_onnx, tmp_path)
              ({"model": tmp_path / "foreign.onnx"}, "not a readable ONNX"),
              ({"model": lonely / "model.onnx"}, "context graph"),
              ({"model": default_onnx, "context": "shot"}, "not available yet"),
+             ({"model": default_onnx, "context": "prop"}, "HermesContext"),
              ({"model": default_onnx, "precision": "fp8"}, "precision must be"),
              ({"model": default_onnx, "tile": 0}, "tile")]
     for kwargs, words in cases:

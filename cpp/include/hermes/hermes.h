@@ -140,6 +140,8 @@ typedef struct hermes_model_info {
     int32_t fixed_tile_height; /* 0 when the graph takes any tile */
     int32_t fixed_tile_width;
     int32_t fixed_batch;       /* 0 when the graph takes any batch */
+    int32_t context_channels;  /* values of the per-image context; 0 for a single graph
+                                  (added after 0.1.0: written when struct_size covers it) */
 } hermes_model_info;
 
 typedef struct hermes_stats {
@@ -227,6 +229,17 @@ HERMES_API HERMES_NODISCARD hermes_status hermes_restore_file(hermes_session *se
 HERMES_API HERMES_NODISCARD hermes_status hermes_restore_buffer(hermes_session *session, const void *data, size_t size,
                                                const char *format, void **out, size_t *out_size);
 HERMES_API void hermes_free(void *buffer);
+
+/* The per-image context: every tile of an image is routed by one context, which restore
+ * computes from the whole image. hermes_image_context computes it for `in` into `out`
+ * (`count` = hermes_model_info.context_channels); hermes_session_set_context makes the
+ * session's following restores use `context` instead of computing their own (one
+ * routing for a whole shot of video, say); NULL returns to computing it. A single graph
+ * has no context to give or take: HERMES_ERR_INVALID_ARGUMENT. */
+HERMES_API HERMES_NODISCARD hermes_status hermes_image_context(hermes_session *session, const hermes_image *in,
+                                                               float *out, size_t count);
+HERMES_API HERMES_NODISCARD hermes_status hermes_session_set_context(hermes_session *session, const float *context,
+                                                                     size_t count);
 
 /* Figures of the session's last successful restore. */
 HERMES_API HERMES_NODISCARD hermes_status hermes_session_last_stats(const hermes_session *session,

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "hermes/hermes.h"
 
@@ -109,6 +110,16 @@ public:
         check(hermes_restore_buffer(handle_, data, size, format.empty() ? nullptr : format.c_str(), &out, &n));
         std::unique_ptr<void, void (*)(void *)> owned(out, hermes_free);
         return std::string(static_cast<const char *>(out), n);
+    }
+    // The per-image context restore would compute for `in` (see hermes_image_context).
+    std::vector<float> image_context(const hermes_image &in, size_t count) {
+        std::vector<float> out(count);
+        check(hermes_image_context(handle_, &in, out.data(), count));
+        return out;
+    }
+    // Route the following restores by `context`; an empty vector: compute it per image.
+    void set_context(const std::vector<float> &context) {
+        check(hermes_session_set_context(handle_, context.empty() ? nullptr : context.data(), context.size()));
     }
     hermes_stats last_stats() const {
         hermes_stats out = hermes_stats_init();
