@@ -63,6 +63,15 @@ def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
         raise BuildError(f"{what} failed (exit {done.returncode}):\n{tail}")
 
 
+def vapoursynth_include() -> Path | None:
+    """VapourSynth4.h's folder in the VapourSynth test environment (``.venv-vs``, made by
+    scripts/install-vs-env.sh), or None."""
+    for found in sorted((ROOT / ".venv-vs" / "lib").glob("python3*/site-packages/vapoursynth/include")):
+        if (found / "VapourSynth4.h").is_file():
+            return found
+    return None
+
+
 def build(build_dir: Path, prefix: Path | None = None, sanitize: bool = False,
           tensorrt_include: Path | None = None, jobs: int = 2) -> Path:
     """Configure and build into ``build_dir`` (and install into ``prefix``); returns build_dir."""
@@ -77,6 +86,9 @@ def build(build_dir: Path, prefix: Path | None = None, sanitize: bool = False,
         cmd.append(f"-DCMAKE_INSTALL_PREFIX={Path(prefix).resolve()}")
     if tensorrt_include is not None:
         cmd.append(f"-DTensorRT_INCLUDE_DIR={Path(tensorrt_include).resolve()}")
+    vs_include = vapoursynth_include()
+    if vs_include is not None:  # the VapourSynth plugin is built where its headers are
+        cmd.append(f"-DHERMES_VAPOURSYNTH_INCLUDE_DIR={vs_include}")
     _run(cmd, "cmake configure")
     _run(["cmake", "--build", str(build_dir), "-j", str(jobs)], "cmake build")
     if prefix is not None:

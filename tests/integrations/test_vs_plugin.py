@@ -1,7 +1,8 @@
 """``core.hermes.Restore``: the VapourSynth plugin (``cpp/vapoursynth/``) on libhermes.
 
-The plugin is compiled here against the session's libhermes build and the VapourSynth
-headers of ``.venv-vs`` (``scripts/install-vs-env.sh``), loaded with
+The plugin is the session's CMake build (built where ``scripts/cpp_build.py`` finds the
+VapourSynth headers of ``.venv-vs``, made by ``scripts/install-vs-env.sh``; compiled here
+against that libhermes otherwise), loaded with
 ``core.std.LoadPlugin`` in that Python 3.12 environment, and its frames are compared with
 the Python runtime (``restore_array``, OpenVINO f32, the same tiles) on the same frames:
 float clips to max abs 0, integer clips byte for byte after the same rounding the
@@ -67,6 +68,8 @@ def plugin(build, tmp_path_factory) -> Path:  # noqa: F811
     if not VS_PYTHON.is_file() or not (VS_INCLUDE / "VapourSynth4.h").is_file():
         pytest.skip(f"needs the VapourSynth test environment {VS_PYTHON.parent.parent.name}/ "
                     "(bash scripts/install-vs-env.sh)")
+    if (build / "libhermes_vs.so").is_file():  # CMake built it (scripts/cpp_build.py found the headers)
+        return build / "libhermes_vs.so"
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         pytest.skip("no C++ compiler")
