@@ -240,8 +240,7 @@ def run_batch(runner, inputs: list[str], outdir: str | os.PathLike,
             say(f"failed  {item.message}")
             continue
         item.seconds = time.perf_counter() - t0
-        item.megapixels = (result.stats.pixels / 1e6 if result.frames  # frames done this run
-                           else result.size[0] * result.size[1] / 1e6)
+        item.megapixels = result.stats.pixels / 1e6  # a video's: every frame done this run
         item.tiles = result.stats.tiles
         item.compute_seconds = result.stats.compute_seconds
         item.frames = result.frames

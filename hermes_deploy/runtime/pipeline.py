@@ -26,7 +26,7 @@ from .. import faults
 from ..errors import InputError
 from ..tile_grid import round_up
 from .images import to_float_rgb
-from .workers import END, Worker, get, join_all, put
+from .workers import END, Worker, feed, get, join_all, put
 from .stitch import SampleFormat, stitched
 from .plan import DEFAULT_TILE, TileOptions, TilePlan, make_plan, pad_to
 
@@ -115,15 +115,7 @@ def run_tiled(runner, plan: TilePlan, read_rows: Callable[[int, int], np.ndarray
     errors: list[BaseException] = []
 
     def reader() -> None:
-        try:
-            for item in _batches(plan, read_rows, batch, spec.batch):
-                if not put(q_in, item, stop):
-                    return
-        except BaseException as exc:  # handed to the calling thread
-            errors.append(exc)
-            stop.set()
-        finally:
-            put(q_in, END, stop)
+        feed(q_in, _batches(plan, read_rows, batch, spec.batch), stop, errors)
 
     def outputs() -> Iterator:
         while True:

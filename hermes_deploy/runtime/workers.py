@@ -6,6 +6,8 @@ them (the tiled image pipeline and the video path).
 * :class:`Worker` says when it has finished in a way an interrupt cannot corrupt: on
   Python 3.11 a ``join()`` cut short by a signal can mark a thread that is still running
   as stopped, so ``is_alive()`` cannot be trusted after an interrupt.
+* :func:`feed` runs an iterator into a queue the way every producer thread must: each
+  item put (until ``stop``), a failure handed over and ``stop`` set, :data:`END` last.
 * :func:`join_all` waits for every worker even if an interrupt lands meanwhile, then
   re-raises it: a writer cut off at interpreter exit would leave its temporaries behind.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Iterable
 
 END = object()
 
@@ -37,6 +40,21 @@ def get(q: queue.Queue, stop: threading.Event):
         except queue.Empty:
             if stop.is_set():
                 return END
+
+
+def feed(q: queue.Queue, items: Iterable, stop: threading.Event,
+         errors: list[BaseException]) -> None:
+    """Put every item of ``items`` into ``q``, then :data:`END`; an exception (from the
+    iterator too) goes into ``errors`` and sets ``stop`` (see module doc)."""
+    try:
+        for item in items:
+            if not put(q, item, stop):
+                return
+    except BaseException as exc:  # handed to the thread that reads ``errors``
+        errors.append(exc)
+        stop.set()
+    finally:
+        put(q, END, stop)
 
 
 class Worker(threading.Thread):

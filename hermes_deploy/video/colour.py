@@ -12,7 +12,7 @@ Tags are FFmpeg's integer codes (``AVColorSpace``, ``AVColorRange``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -217,6 +217,3 @@ def rgb_to_yuv(rgb: np.ndarray, fmt: PlaneFormat, colour: Colour
 
     return code(yf, y0, ys), code(cb, c0, cs), code(cr, c0, cs)
 
-
-def with_siting(colour: Colour, name: str) -> Colour:
-    return replace(colour, siting=SITINGS[name])

@@ -78,8 +78,7 @@ def resolve(opts: EncodeOptions, source_pix_fmt: str, colour: Colour, suffix: st
                          f"{', '.join(CONTAINERS[suffix])}")
     if codec not in av.codecs_available:
         raise InputError(f"this FFmpeg build has no {codec} encoder; pick another --codec")
-    supported = set(av.codec.Codec(codec, "w").video_formats and
-                    [f.name for f in av.codec.Codec(codec, "w").video_formats])
+    supported = {f.name for f in av.codec.Codec(codec, "w").video_formats or ()}
     src = plane_format(source_pix_fmt)
     if opts.pix_fmt != "auto":
         pix_fmt = opts.pix_fmt

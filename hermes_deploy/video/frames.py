@@ -104,10 +104,3 @@ def tag(target, colour: Colour) -> None:
     target.color_primaries = colour.primaries
     target.color_trc = colour.transfer
 
-
-def planes_of(frame) -> list[np.ndarray]:
-    """Copies of a planar frame's planes as stored (for comparisons and tests)."""
-    fmt = plane_format(frame.format.name)
-    if fmt is None:
-        raise InputError(f"{frame.format.name} is not planar YUV")
-    return [_plane(frame.planes[i], fmt.dtype).copy() for i in range(3)]

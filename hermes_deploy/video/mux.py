@@ -17,7 +17,6 @@ the source copied as it is, and the file is published atomically.
 from __future__ import annotations
 
 import heapq
-import itertools
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -138,9 +137,10 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
                 continue  # the demuxer's end-of-stream marker
             yield _time(packet, last), 0, packet
 
-    count = itertools.count()
+    written = 0
 
     def video_packets() -> Iterator:
+        nonlocal written
         last = [Fraction(-10**9)]
         for seg in segments:
             with av.open(str(folder / seg.file)) as part:
@@ -151,7 +151,7 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
                     frame.time_base = info.time_base
                     frame.pict_type = av.video.frame.PictureType.NONE
                     tag(frame, encoder.colour)
-                    next(count)
+                    written += 1
                     for packet in video.encode(frame):
                         yield _time(packet, last), 1, packet
                     if progress is not None:
@@ -164,7 +164,7 @@ def _mux(av, inp, out, info, encoder: Encoder, scale: int, folder: Path,
         if which == 0:
             packet.stream = copies[packet.stream.index]
         out.mux(packet)
-    return next(count)
+    return written
 
 
 def _copy_attachment(out, stream, say) -> None:

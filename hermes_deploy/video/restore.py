@@ -34,7 +34,7 @@ from ..atomic import discard, publish, temp_file, write_error
 from ..errors import HermesError, InputError
 from ..runtime.pipeline import FileResult, RunStats, image_context, restore_array
 from ..runtime.plan import TileOptions, check_options
-from ..runtime.workers import END, Worker, get, join_all, put
+from ..runtime.workers import END, Worker, feed, get, join_all, put
 from .encode import EncodeOptions, Encoder, resolve
 from .frames import frame_to_rgb, rgb_to_frame
 from .mux import join
@@ -275,25 +275,22 @@ def _restore_frames(runner, source: Path, info: VideoInfo, options: TileOptions,
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    def to_restore():
+        """The frames from ``done`` on, each with its shot and whether it starts a segment."""
+        seg_len = 0
+        shot = 0
+        for index, pts, duration, rgb, cut in decode_frames(source, info, per_shot):
+            if cut:
+                shot = index
+            if index < done:
+                continue
+            new = (index == done or seg_len >= video.segment_frames
+                   or (cut and seg_len >= video.min_segment_frames))
+            seg_len = 1 if new else seg_len + 1
+            yield _Frame(index, pts, duration, rgb, shot, new)
+
     def decoder() -> None:
-        try:
-            seg_len = 0
-            shot = 0
-            for index, pts, duration, rgb, cut in decode_frames(source, info, per_shot):
-                if cut:
-                    shot = index
-                if index < done:
-                    continue
-                new = (index == done or seg_len >= video.segment_frames
-                       or (cut and seg_len >= video.min_segment_frames))
-                seg_len = 1 if new else seg_len + 1
-                if not put(q_in, _Frame(index, pts, duration, rgb, shot, new), stop):
-                    return
-        except BaseException as exc:  # handed to the calling thread
-            errors.append(exc)
-            stop.set()
-        finally:
-            put(q_in, END, stop)
+        feed(q_in, to_restore(), stop, errors)
 
     def writer() -> None:
         current: _SegmentWriter | None = None
